@@ -1,0 +1,1 @@
+"""filters: see ../shared/DESIGN.md; filled in by later issues."""

@@ -1,0 +1,1 @@
+"""master_console: see ../shared/DESIGN.md; filled in by later issues."""

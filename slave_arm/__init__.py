@@ -1,0 +1,1 @@
+"""slave_arm: see ../shared/DESIGN.md; filled in by later issues."""

@@ -1,0 +1,119 @@
+"""Shared fixtures: real arm-side processes and threads for the link tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from network.link import ArmLink, LinkConfig, ReceivedCommand, free_tcp_endpoint
+from network.protocol import IDENTITY_POSE, ZERO_WRENCH, JointState
+
+JS = JointState((0.0,) * 7, (0.0,) * 7, (0.0,) * 7)
+
+
+class EchoProcess:
+    """``python -m benchmarks.echo link`` in its own process: answers every command."""
+
+    def __init__(self, endpoint: str, *extra: str) -> None:
+        self.endpoint = endpoint
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.echo", "link", "--endpoint", endpoint, *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != "READY":
+            self.proc.kill()
+            raise RuntimeError(f"echo process failed to start: {line!r}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def echo_process() -> Iterator[Callable[..., EchoProcess]]:
+    """Factory: ``echo_process(*extra_args, endpoint=None)`` starts an echo arm process."""
+    started: list[EchoProcess] = []
+
+    def start(*extra: str, endpoint: str | None = None) -> EchoProcess:
+        p = EchoProcess(endpoint or free_tcp_endpoint(), *extra)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def echo_state(link: ArmLink, rc: ReceivedCommand) -> None:
+    link.publish_state(
+        operating_state="ENABLED",
+        measured_cp=IDENTITY_POSE,
+        setpoint_cp=rc.command.servo_cp,
+        measured_js=JS,
+        measured_cf=ZERO_WRENCH,
+        measured_jaw=rc.command.servo_jaw,
+        ack=rc,
+    )
+
+
+class ArmThread:
+    """An ArmLink owned and serviced by a background thread, answering every command."""
+
+    def __init__(self, config: LinkConfig, **kwargs: Any) -> None:
+        self.link = ArmLink(config, on_command=lambda rc: echo_state(self.link, rc), **kwargs)
+        self.link.bind()
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.link.service_until(time.monotonic_ns() + 20_000_000)
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+        finally:
+            self.link.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+        assert not self.thread.is_alive(), "arm thread did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture
+def arm_thread() -> Iterator[Callable[..., ArmThread]]:
+    """Factory: ``arm_thread(config, **ArmLink kwargs)``; stopped (and checked) at teardown."""
+    started: list[ArmThread] = []
+
+    def start(config: LinkConfig, **kwargs: Any) -> ArmThread:
+        t = ArmThread(config, **kwargs)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
