@@ -34,6 +34,7 @@ import zmq
 from benchmarks.machine import machine_info, machine_line
 from network.impairment import ImpairmentProfile, get_profile
 from network.link import (
+    ArmLink,
     ConsoleLink,
     LinkConfig,
     channel_endpoints,
@@ -82,13 +83,37 @@ def summarize(values_ms: np.ndarray) -> dict[str, float]:
 
 
 def _sample_sizes() -> tuple[int, int]:
-    """Encoded sizes of a typical command and of the echo's state, for the raw baseline."""
-    cmd = Command(1, time.monotonic_ns(), "servo_cp", IDENTITY_POSE, 0.0, True, True, 1, 1, 1)
+    """Encoded sizes of a command and of the echo's state as the link phase sends them.
+
+    Timestamps are real monotonic ns and counts are in the thousands, so the msgpack integers
+    have the width they have in the run; the raw baseline pads its messages to these sizes.
+    """
+    ts = time.monotonic_ns()
+    pose = (0.01, -0.02, -0.1, *IDENTITY_POSE[3:])
+    cmd = Command(5000, ts, "servo_cp", pose, 0.3, True, True, 5000, ts, ts)
+    arm = ArmLink(LinkConfig(endpoint="inproc://sizes"))
+    counters = dict.fromkeys(arm.link_counters(), 0)
+    counters["cmd_received"] = 5000
     js = JointState((0.1,) * 7, (0.0,) * 7, (0.0,) * 7)
     st = State(
-        1, 1, 1, 1, 1, "ENABLED", True, False, IDENTITY_POSE, IDENTITY_POSE, js, ZERO_WRENCH, 0.0
+        5000,
+        ts,
+        5000,
+        ts,
+        ts,
+        "ENABLED",
+        True,
+        False,
+        pose,
+        pose,
+        js,
+        ZERO_WRENCH,
+        0.3,
+        (),
+        counters,
     )
-    return len(encode(cmd)[0]), len(encode(st)[0]) + 120  # + the link counters a real state has
+    arm.close()
+    return len(encode(cmd)[0]), len(encode(st)[0])
 
 
 def _start_echo(
@@ -218,8 +243,8 @@ class LinkPhase(_Phase):
 
     def __init__(self, endpoint: str, profile: ImpairmentProfile, seed: int) -> None:
         super().__init__()
-        self.state_bytes = 0
-        self.command_bytes = 0
+        self.last_state: State | None = None
+        self.last_command: Command | None = None
         self.link = ConsoleLink(
             LinkConfig(endpoint=endpoint),
             name="link-bench",
@@ -234,17 +259,24 @@ class LinkPhase(_Phase):
     def _on_state(self, st: State, rx_ns: int) -> None:
         if self._acked(st.ack_seq, st.ack_send_ns, rx_ns):
             self.s.hold_ns[st.ack_seq] = st.send_ns - st.ack_rx_ns
-            if not self.state_bytes:
-                self.state_bytes = len(encode(st)[0])
+            self.last_state = st
 
     def tick(self, measuring: bool) -> None:
         cmd = self.link.send_command(self._pose, 0.3)
         self._sent(cmd.seq, cmd.send_ns, measuring)
-        if not self.command_bytes:
-            self.command_bytes = len(encode(cmd)[0])
+        self.last_command = cmd
 
     def wait_until(self, deadline_ns: int) -> None:
         self.link.service_until(deadline_ns)
+
+    @property
+    def command_bytes(self) -> int:
+        """Encoded size of the last command (echo fields filled in, full-width numbers)."""
+        return len(encode(self.last_command)[0]) if self.last_command else 0
+
+    @property
+    def state_bytes(self) -> int:
+        return len(encode(self.last_state)[0]) if self.last_state else 0
 
     def close(self) -> None:
         self.link.close()
@@ -399,6 +431,11 @@ def check(result: dict[str, Any], profile: ImpairmentProfile) -> dict[str, bool]
     msgs = result["messages"]
     if msgs["sent"] < 100 or msgs["raw_sent"] < 100:
         problems.append(f"too few messages sent ({msgs['sent']}, raw {msgs['raw_sent']})")
+    for real, raw in (("command_bytes", "raw_request_bytes"), ("state_bytes", "raw_reply_bytes")):
+        if abs(msgs[real] - msgs[raw]) > 16:
+            problems.append(
+                f"raw baseline sends {msgs[raw]} bytes where the link sends {msgs[real]}"
+            )
     if result["raw_loss"] > 0.001:
         problems.append(f"the raw baseline lost {result['raw_loss']:.2%} on loopback")
     expected_loss = profile.expected_loss

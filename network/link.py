@@ -100,6 +100,7 @@ class LinkConfig:
     command_hwm: int = 100
     state_hwm: int = 1000
     video_hwm: int = 4
+    close_notice_ms: float = 50.0
 
     def __post_init__(self) -> None:
         channel_endpoints(self.endpoint)  # validates the form
@@ -160,16 +161,14 @@ def free_tcp_endpoint(host: str = "127.0.0.1", tries: int = 50) -> str:
     raise LinkError(f"found no three consecutive free ports on {host}")
 
 
-@dataclass(frozen=True)
-class ReceivedCommand:
+class ReceivedCommand(NamedTuple):  # a NamedTuple: built for every command, it must be cheap
     """A command as the arm received it: ``rx_ns`` is the arm's receive time (arm clock)."""
 
     command: Command
     rx_ns: int
 
 
-@dataclass(frozen=True)
-class ReceivedState:
+class ReceivedState(NamedTuple):
     """A state as the console received it: ``rx_ns`` is the console's receive time."""
 
     state: State
@@ -186,6 +185,14 @@ class ControllerInfo:
     since_ns: int
     last_rx_ns: int
     public_key: str = ""
+
+
+def _user_id(frame: Any) -> str:
+    """The ZAP User-Id of a received frame (the CURVE public key, z85), or ""."""
+    try:
+        return frame.get("User-Id") or ""
+    except (zmq.ZMQError, AttributeError):
+        return ""
 
 
 class _RateLimitedLog:
@@ -268,7 +275,7 @@ class _Endpoint:
         self._socks: list[zmq.Socket] = []
         self._spin_ns = int(config.spin_us * 1000)
         self._hb_interval_ns = int(config.heartbeat_interval_ms * 1e6)
-        self._last_tx_ns = 0
+        self._last_stream_tx_ns = 0  # last command/state/heartbeat sent: the heartbeat timer
         self._closed = False
         self._keep_frames = False
 
@@ -288,13 +295,16 @@ class _Endpoint:
         self._rx_socks = [sock for sock, _ in rx]
         self._rx_fds = [sock.get(_FD) for sock in self._rx_socks]
 
-    def close(self) -> None:
-        """Close the sockets (and the context, if this endpoint made it). Idempotent."""
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the sockets (and the context, if this endpoint made it). Idempotent.
+
+        ``linger_ms`` lets a last message (bye, shutting_down) leave before the sockets go.
+        """
         if self._closed:
             return
         self._closed = True
         for s in self._socks:
-            s.close(linger=0)
+            s.close(linger=linger_ms)
         self._socks.clear()
         self._set_rx([])
         if self._own_context and self._ctx is not None:
@@ -302,7 +312,6 @@ class _Endpoint:
 
     # -- sending -----------------------------------------------------------------------------
     def _send(self, sock: zmq.Socket, frames: list[bytes], now_ns: int) -> None:
-        self._last_tx_ns = now_ns
         if self._tx_imp is None:
             self._send_now(sock, frames)
         elif not self._tx_imp.submit(now_ns, (sock, frames), sum(len(f) for f in frames)):
@@ -380,7 +389,7 @@ class _Endpoint:
                 return True
             if now >= deadline_ns:
                 return False
-            wake = min(deadline_ns, self._last_tx_ns + self._hb_interval_ns)
+            wake = min(deadline_ns, self._last_stream_tx_ns + self._hb_interval_ns)
             for imp in (self._rx_imp, self._tx_imp):
                 if imp is not None:
                     nr = imp.next_release_ns()
@@ -524,6 +533,9 @@ class ConsoleLink(_Endpoint):
             self.close()
             raise LinkRejected(rej.code, rej.reason)
         assert self.welcome is not None
+        # send heartbeats at least as often as the arm asks
+        hb_ms = min(self.config.heartbeat_interval_ms, self.welcome.heartbeat_interval_ms)
+        self._hb_interval_ns = int(hb_ms * 1e6)
         log.info(
             "connected to arm %r as %s (protocol v%d, handshake %.2f ms)",
             self.welcome.arm.name,
@@ -535,9 +547,12 @@ class ConsoleLink(_Endpoint):
 
     def close(self) -> None:
         """Say bye (best effort, not impaired) and close."""
+        linger_ms = 0
         if self._ctrl is not None and not self._closed and self.welcome is not None:
             self._send_now(self._ctrl, encode(Bye(self._clock(), "console closed")))
-        super().close()
+            linger_ms = 200
+            time.sleep(self.config.close_notice_ms / 1e3)  # see ArmLink.close
+        super().close(linger_ms)
 
     # -- sending -----------------------------------------------------------------------------
     def send_command(
@@ -572,6 +587,7 @@ class ConsoleLink(_Endpoint):
             *self._echo,
         )
         self._send(self._ctrl, encode(cmd), now)
+        self._last_stream_tx_ns = now
         self.counters["tx_commands"] += 1
         return cmd
 
@@ -579,11 +595,12 @@ class ConsoleLink(_Endpoint):
         if (
             self.welcome is not None
             and self.welcome.role == "controller"
-            and now_ns - self._last_tx_ns >= self._hb_interval_ns
+            and now_ns - self._last_stream_tx_ns >= self._hb_interval_ns
             and self._ctrl is not None
         ):
             self._seq += 1
             self._send(self._ctrl, encode(Heartbeat(self._seq, now_ns, *self._echo)), now_ns)
+            self._last_stream_tx_ns = now_ns
             self.counters["tx_heartbeats"] += 1
 
     # -- receiving ---------------------------------------------------------------------------
@@ -614,11 +631,9 @@ class ConsoleLink(_Endpoint):
                 self.handshake_rtt_ms = (rx_ns - msg.hello_send_ns) / 1e6  # type: ignore[attr-defined]
         elif channel == "control" and t is Reject:
             self.counters["rx_rejects"] += 1
-            if self.welcome is None:
-                self.rejected = msg  # type: ignore[assignment]
-            else:
-                log.error("the arm refused our messages (%s): %s", msg.code, msg.reason)  # type: ignore[attr-defined]
-                self.rejected = msg  # type: ignore[assignment]
+            if self.welcome is not None:
+                log.error("the arm says %s: %s", msg.code, msg.reason)  # type: ignore[attr-defined]
+            self.rejected = msg  # type: ignore[assignment]
         else:
             self._count_bad(f"unexpected {msg.TYPE} message on the {channel} channel", rx_ns)
 
@@ -640,12 +655,12 @@ class ConsoleLink(_Endpoint):
             return
         self._on_ack(st.ack_seq, st.ack_send_ns, st.ack_rx_ns, st.send_ns, rx_ns)
         c = st.counters
-        if "cmd_received" in c:
+        if "stream_received" in c:
             self.monitor.on_peer_counters(
-                c["cmd_received"],
-                c.get("cmd_lost", 0),
-                c.get("cmd_reordered", 0),
-                c.get("cmd_duplicate", 0),
+                c["stream_received"],
+                c.get("stream_lost", 0),
+                c.get("stream_reordered", 0),
+                c.get("stream_duplicate", 0),
             )
         if st.seq > self._newest_state_seq:
             self._newest_state_seq = st.seq
@@ -745,10 +760,19 @@ class ArmLink(_Endpoint):
         return ch
 
     def close(self) -> None:
+        """Tell the controlling console (best effort, not impaired), then close."""
+        linger_ms = 0
+        if self.controller is not None and self._router is not None and not self._closed:
+            rej = self._reject(0, "shutting_down", "the arm server is shutting down")
+            self._send_now(self._router, [self.controller.identity, *encode(rej)])
+            linger_ms = 200
+            # ZeroMQ drops what a peer has not read yet when the connection closes: give the
+            # console a moment to take the notice
+            time.sleep(self.config.close_notice_ms / 1e3)
         if self._auth is not None:  # before the context ends: its sockets live in it
             self._auth.stop()
             self._auth = None
-        super().close()
+        super().close(linger_ms)
 
     # -- commands ----------------------------------------------------------------------------
     def take_command(self) -> ReceivedCommand | None:
@@ -777,14 +801,20 @@ class ArmLink(_Endpoint):
 
     # -- publishing --------------------------------------------------------------------------
     def link_counters(self) -> dict[str, int]:
-        """The counters the arm reports in every state: the console learns its uplink loss."""
+        """The counters the arm reports in every state.
+
+        ``stream_*`` count the controlling console's stream (commands and heartbeats, one seq
+        counter) since it took control: from them the console learns its uplink loss. The others
+        count since the arm started.
+        """
         rx = self.monitor.rx_counts()
         c = self.counters
         return {
+            "stream_received": rx.received,
+            "stream_lost": rx.lost,
+            "stream_reordered": rx.reordered,
+            "stream_duplicate": rx.duplicates,
             "cmd_received": c["cmd_received"],
-            "cmd_lost": rx.lost,
-            "cmd_reordered": rx.reordered,
-            "cmd_duplicate": rx.duplicates,
             "cmd_outdated": c["cmd_outdated"],
             "cmd_not_controller": c["cmd_not_controller"],
             "msg_rejected": c["rx_rejected"],
@@ -839,6 +869,7 @@ class ArmLink(_Endpoint):
             all_counters,
         )
         self._send(self._state_pub, encode(st), now)
+        self._last_stream_tx_ns = now
         self.counters["tx_states"] += 1
         return st
 
@@ -856,21 +887,26 @@ class ArmLink(_Endpoint):
         return frame
 
     def _periodic(self, now_ns: int) -> None:
-        if self._state_pub is not None and now_ns - self._last_tx_ns >= self._hb_interval_ns:
+        if self._state_pub is not None and now_ns - self._last_stream_tx_ns >= self._hb_interval_ns:
             self._state_seq += 1
             self._send(
                 self._state_pub, encode(Heartbeat(self._state_seq, now_ns, *self._echo)), now_ns
             )
+            self._last_stream_tx_ns = now_ns
             self.counters["tx_heartbeats"] += 1
         ctl = self.controller
         if ctl is not None and now_ns - ctl.last_rx_ns > self._timeout_ns:
-            log.warning(
-                "console %r silent for %.0f ms: control released",
-                ctl.name,
-                (now_ns - ctl.last_rx_ns) / 1e6,
-            )
-            self.controller = None
+            self._release(f"silent for {(now_ns - ctl.last_rx_ns) / 1e6:.0f} ms", logging.WARNING)
             self.counters["controller_timeouts"] += 1
+
+    def _release(self, why: str, level: int) -> None:
+        """Free the controller slot; nothing of that console's is acknowledged or applied after."""
+        ctl = self.controller
+        if ctl is not None:
+            log.log(level, "console %r %s: control released", ctl.name, why)
+        self.controller = None
+        self._pending = None
+        self._applied = None
 
     # -- control channel ---------------------------------------------------------------------
     def _reply(self, identity: bytes, msg: Message) -> None:
@@ -881,8 +917,9 @@ class ArmLink(_Endpoint):
         if len(frames) < 2:
             self._count_bad("control message without a routing frame", rx_ns)
             return
-        last = frames[-1]  # a zmq.Frame when CURVE is on (its User-Id names the console's key)
-        if self._keep_frames:
+        key = ""
+        if self._keep_frames:  # CURVE: zmq.Frames, whose User-Id is the console's public key
+            key = _user_id(frames[-1])
             frames = [f.bytes for f in frames]
         identity = frames[0]
         payload = frames[1:]
@@ -890,12 +927,15 @@ class ArmLink(_Endpoint):
             msg = decode(payload)
         except ProtocolError as exc:
             self._count_bad(exc.reason, rx_ns)
-            if exc.msg_type == "hello" and exc.code == "version":
-                self._reply(identity, self._reject(0, "version", exc.reason))
+            if exc.msg_type == "hello":  # say why, so the console need not wait for a timeout
+                code = "version" if exc.code == "version" else "bad_request"
+                self._reply(identity, self._reject(0, code, exc.reason))
             return
         t = type(msg)
         ctl = self.controller
-        is_ctl = ctl is not None and ctl.identity == identity
+        # with CURVE, the controller is its routing id AND its key: another allowed key that
+        # presents the same routing id (ROUTER_HANDOVER) does not become the controller
+        is_ctl = ctl is not None and ctl.identity == identity and ctl.public_key == key
         if t is Command or t is Heartbeat:
             if not is_ctl:
                 self._from_non_controller(identity, msg, rx_ns)
@@ -904,12 +944,10 @@ class ArmLink(_Endpoint):
             ctl.last_rx_ns = rx_ns
             self._on_stream(msg, rx_ns)  # type: ignore[arg-type]
         elif t is Hello:
-            self._on_hello(identity, msg, last, rx_ns)  # type: ignore[arg-type]
+            self._on_hello(identity, key, msg, is_ctl, rx_ns)  # type: ignore[arg-type]
         elif t is Bye:
             if is_ctl:
-                assert ctl is not None
-                log.info("console %r said bye: control released", ctl.name)
-                self.controller = None
+                self._release("said bye", logging.INFO)
             self.counters["rx_bye"] += 1
         else:
             self._count_bad(f"a console may not send {msg.TYPE} messages", rx_ns)
@@ -964,7 +1002,7 @@ class ArmLink(_Endpoint):
     def _reject(self, hello_send_ns: int, code: str, reason: str) -> Reject:
         return Reject(self._clock(), hello_send_ns, code, reason[:256], SUPPORTED_VERSIONS)
 
-    def _on_hello(self, identity: bytes, hello: Hello, frame: Any, rx_ns: int) -> None:
+    def _on_hello(self, identity: bytes, key: str, hello: Hello, is_ctl: bool, rx_ns: int) -> None:
         common = sorted(set(hello.versions) & set(SUPPORTED_VERSIONS))
         if not common:
             self.counters["hello_rejected"] += 1
@@ -981,7 +1019,7 @@ class ArmLink(_Endpoint):
         ctl = self.controller
         role = hello.role
         if role == "controller":
-            if ctl is not None and ctl.identity != identity:
+            if ctl is not None and not is_ctl:
                 self.counters["hello_rejected"] += 1
                 log.warning(
                     "refused console %r: console %r controls the arm", hello.client_name, ctl.name
@@ -999,23 +1037,19 @@ class ArmLink(_Endpoint):
                 )
                 return
             if ctl is None:
-                key = ""
-                if isinstance(frame, zmq.Frame):
-                    try:
-                        key = frame.get("User-Id") or ""
-                    except zmq.ZMQError:
-                        key = ""
                 ctl = ControllerInfo(
                     hello.client_name, identity, os.urandom(8).hex(), rx_ns, rx_ns, key
                 )
                 self.controller = ctl
-                self.monitor.reset()
-                self._newest_cmd_seq = 0
-                self._pending = None
-                self._applied = None
-                self._echo = (0, 0, 0)
-                self._last_echo_seq = 0
                 log.info("console %r took control (session %s)", ctl.name, ctl.session)
+            # a new controller, or the same one saying hello again (a restarted client may
+            # start its seq anew): its stream is counted from here
+            self.monitor.reset()
+            self._newest_cmd_seq = 0
+            self._pending = None
+            self._applied = None
+            self._echo = (0, 0, 0)
+            self._last_echo_seq = 0
             ctl.last_rx_ns = rx_ns
             session = ctl.session
         else:

@@ -130,7 +130,7 @@ def check_pose(value: Any, name: str = "pose") -> Pose:
 # Nested maps
 # ---------------------------------------------------------------------------------------------
 class _Map(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A nested map of a message: every field required, no others allowed."""
+    """A nested map of a message: fields without a default are required, no others allowed."""
 
 
 class CameraDescription(_Map, frozen=True):
@@ -434,6 +434,7 @@ def encode(msg: Message | VideoFrame) -> list[bytes]:
 # msgspec raises DecodeError for bad msgpack but UnicodeDecodeError for bad UTF-8 in a string
 _MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, ValueError, TypeError, RecursionError)
 _AT = re.compile(r"^(.*) - at `\$(.*)`$", re.S)
+_KEY_AT = re.compile(r"^(.*) - at `key` in `\$(.*)`$", re.S)
 _NAN_LO = re.compile(r"Expected `float` >= -1\.7976931348623157e\+308")
 _NAN_HI = re.compile(r"Expected `float` <= 1\.7976931348623157e\+308")
 
@@ -443,6 +444,10 @@ def _reason(msg_type: str, exc: Exception) -> str:
     text = str(exc)
     text = _NAN_LO.sub("Expected a finite number, got NaN or -infinity", text)
     text = _NAN_HI.sub("Expected a finite number, got +infinity", text)
+    m = _KEY_AT.match(text)
+    if m:
+        what, path = m.groups()
+        return f"field '{msg_type}{path}' (a key): {what[0].lower()}{what[1:]}"
     m = _AT.match(text)
     if m:
         what, path = m.groups()

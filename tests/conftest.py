@@ -97,6 +97,8 @@ class ArmThread:
             self.link.close()
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
         self.thread.join(timeout=5)
         assert not self.thread.is_alive(), "arm thread did not stop"

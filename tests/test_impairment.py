@@ -202,7 +202,6 @@ def test_builtin_profile_statistics(name: str) -> None:
     ser_ms = nbytes * 8 / p.bandwidth_kbps if p.bandwidth_kbps else 0.0
     d = run.delay_ms
     assert d.min() >= 0
-    n = d.size
     if p.jitter_ms == 0:
         assert np.allclose(d, p.delay_ms + ser_ms, atol=1e-6)
     else:

@@ -4,6 +4,7 @@ observers, heartbeats, bad input, transports, and the monitor against injected i
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import msgpack
@@ -13,6 +14,7 @@ import zmq
 
 from network.impairment import ImpairmentProfile
 from network.link import (
+    ArmLink,
     ConsoleLink,
     LinkConfig,
     LinkError,
@@ -80,7 +82,8 @@ def test_console_drives_arm_process_over_tcp(echo_process) -> None:
         assert 0 < st.rtt_ms.p50 < 50  # loopback
         # the arm reports what it received of our stream: all of it
         counters = link.latest_state.state.counters
-        assert counters["cmd_received"] >= 300 and counters["cmd_lost"] == 0
+        assert counters["cmd_received"] >= 300 and counters["stream_lost"] == 0
+        assert counters["stream_received"] >= 300  # commands and heartbeats
     assert arm.alive()
 
 
@@ -115,9 +118,10 @@ def test_second_controller_is_rejected_and_observers_watch(echo_process) -> None
             settle(o, 0.1)
             assert set(seen[i]) >= {c.seq for c in sent[5:]}, "observer missed states"
             o.close()
-    # alice said bye: bob may control now
-    with ConsoleLink(cfg, name="bob") as b2:
-        assert b2.welcome.role == "controller"
+    # alice said bye: bob may control now, well before alice could have timed out (2 s)
+    b2 = ConsoleLink(cfg, name="bob")
+    assert b2.connect(timeout_s=1.0).role == "controller"
+    b2.close()
 
 
 @pytest.mark.slow
@@ -245,6 +249,76 @@ def test_incompatible_version_gets_a_reject_naming_both(echo_process) -> None:
     finally:
         d.close()
         ctx.term()
+
+
+@pytest.mark.slow
+def test_malformed_hello_gets_bad_request(echo_process) -> None:
+    arm = echo_process()
+    ctx, d = _raw_dealer(arm.endpoint)
+    try:
+        time.sleep(0.1)
+        hello = msgpack.unpackb(encode(Hello(now_ns(), "controller", "x"))[0])
+        hello["role"] = "surgeon"
+        d.send(msgpack.packb(hello))
+        rej = decode(_recv(d))
+        assert isinstance(rej, Reject) and rej.code == "bad_request" and "role" in rej.reason
+    finally:
+        d.close()
+        ctx.term()
+
+
+def test_arm_heartbeats_flow_while_only_video_is_sent() -> None:
+    """Video frames must not count as state-channel traffic for the heartbeat timer."""
+    cfg = LinkConfig(endpoint=free_tcp_endpoint(), heartbeat_interval_ms=10.0)
+    stop = threading.Event()
+
+    def arm_loop() -> None:  # the arm publishes video at ~200 Hz and no state at all
+        with ArmLink(cfg) as arm:
+            while not stop.is_set():
+                arm.publish_video(b"\xff\xd8jpeg", 4, 3, now_ns())
+                arm.service_until(now_ns() + 5_000_000)
+
+    t = threading.Thread(target=arm_loop, daemon=True)
+    t.start()
+    try:
+        with ConsoleLink(cfg, subscribe_video=True) as console:
+            settle(console, 0.4)
+            assert console.counters["rx_video"] > 20
+            assert console.counters["rx_heartbeats"] >= 15
+            assert console.health() == Health.OK
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def test_restarted_controller_can_start_its_seq_again(arm_thread) -> None:
+    cfg = LinkConfig(endpoint=free_tcp_endpoint())
+    arm = arm_thread(cfg)
+    with ConsoleLink(cfg, name="alice") as link:
+        stream(link, 50)
+        # the same client (same routing id) restarts: hello again, seq from 1
+        link.welcome = None
+        link._seq = 0
+        link._send(link._ctrl, encode(Hello(now_ns(), "controller", "alice")), now_ns())
+        link.service_until(now_ns() + 1_000_000_000, lambda: link.welcome is not None)
+        assert link.welcome is not None
+        sent = stream(link, 20)
+        settle(link, 0.1)
+        assert sent[0].seq == 1
+        assert link.latest_state.state.ack_seq == sent[-1].seq  # not dropped as outdated
+    assert arm.link.counters["cmd_outdated"] == 0
+
+
+def test_arm_shutdown_tells_the_controller(arm_thread) -> None:
+    cfg = LinkConfig(endpoint=free_tcp_endpoint())
+    arm = arm_thread(cfg)
+    with ConsoleLink(cfg) as link:
+        stream(link, 10)
+        stopper = threading.Thread(target=arm.stop)  # the console keeps servicing meanwhile
+        stopper.start()
+        link.service_until(now_ns() + 1_000_000_000, lambda: link.rejected is not None)
+        stopper.join()
+        assert link.rejected is not None and link.rejected.code == "shutting_down"
 
 
 @pytest.mark.slow
