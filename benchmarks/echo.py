@@ -38,22 +38,29 @@ def _on_signal(signum: int, frame: object) -> None:
     _stop = True
 
 
+_ECHO_JS = JointState((0.1,) * 7, (0.0,) * 7, (0.0,) * 7)
+_ECHO_POSE = (0.01, -0.02, -0.1, *IDENTITY_POSE[3:])
+
+
+def echo_state(link: ArmLink, rc: ReceivedCommand) -> None:
+    """Answer one command with a full state acknowledging it (the target as the setpoint)."""
+    link.publish_state(
+        operating_state="ENABLED",
+        measured_cp=_ECHO_POSE,
+        setpoint_cp=rc.command.servo_cp,
+        measured_js=_ECHO_JS,
+        measured_cf=ZERO_WRENCH,
+        measured_jaw=rc.command.servo_jaw,
+        ack=rc,
+    )
+
+
 def serve_link(endpoint: str, max_seconds: float, config: LinkConfig | None = None) -> None:
     arm = ArmDescription.example()
-    js = JointState((0.1,) * arm.dof, (0.0,) * arm.dof, (0.0,) * arm.dof)
-    pose = (0.01, -0.02, -0.1, *IDENTITY_POSE[3:])
     end = time.monotonic_ns() + int(max_seconds * 1e9)
 
     def echo(rc: ReceivedCommand) -> None:  # every command, as it arrives
-        link.publish_state(
-            operating_state="ENABLED",
-            measured_cp=pose,
-            setpoint_cp=rc.command.servo_cp,
-            measured_js=js,
-            measured_cf=ZERO_WRENCH,
-            measured_jaw=rc.command.servo_jaw,
-            ack=rc,
-        )
+        echo_state(link, rc)
 
     with ArmLink(config or LinkConfig(endpoint=endpoint), arm, on_command=echo) as link:
         print("READY", flush=True)

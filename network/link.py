@@ -249,19 +249,20 @@ class _Endpoint:
 
     def __init__(
         self,
-        config: LinkConfig,
+        config: LinkConfig | None,
         impairment: ImpairmentProfile | None,
         seed: int,
-        monitor_config: MonitorConfig,
+        monitor_config: MonitorConfig | None,
         context: zmq.Context | None,
         clock_ns: Callable[[], int],
     ) -> None:
+        config = config or LinkConfig()
         self.config = config
         self.channels = channel_endpoints(config.endpoint)
         self._clock = clock_ns
         self._own_context = context is None
         self._ctx = context
-        self.monitor = LatencyMonitor(monitor_config, clock_ns)
+        self.monitor = LatencyMonitor(monitor_config or MonitorConfig(), clock_ns)
         self.impairment = impairment
         active = impairment is not None and not impairment.is_null
         self._tx_imp = Impairment(impairment, seed * 2 + 1) if active else None  # type: ignore[arg-type]
@@ -446,14 +447,7 @@ class ConsoleLink(_Endpoint):
     ) -> None:
         if role not in ("controller", "observer"):
             raise ValueError(f"role must be 'controller' or 'observer', got {role!r}")
-        super().__init__(
-            config or LinkConfig(),
-            impairment,
-            seed,
-            monitor_config or MonitorConfig(),
-            context,
-            clock_ns,
-        )
+        super().__init__(config, impairment, seed, monitor_config, context, clock_ns)
         self.role = role
         self.name = name
         self.security = security
@@ -701,14 +695,7 @@ class ArmLink(_Endpoint):
         context: zmq.Context | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        super().__init__(
-            config or LinkConfig(),
-            impairment,
-            seed,
-            monitor_config or MonitorConfig(),
-            context,
-            clock_ns,
-        )
+        super().__init__(config, impairment, seed, monitor_config, context, clock_ns)
         self.on_command = on_command
         self.arm = arm or ArmDescription.example()
         self.security = security

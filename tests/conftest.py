@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from network.link import ArmLink, LinkConfig, ReceivedCommand, free_tcp_endpoint
-from network.protocol import IDENTITY_POSE, ZERO_WRENCH, JointState
-
-JS = JointState((0.0,) * 7, (0.0,) * 7, (0.0,) * 7)
+from benchmarks.echo import echo_state
+from network.link import ArmLink, LinkConfig, free_tcp_endpoint
 
 
 class EchoProcess:
@@ -62,18 +60,6 @@ def echo_process() -> Iterator[Callable[..., EchoProcess]]:
     yield start
     for p in started:
         p.stop()
-
-
-def echo_state(link: ArmLink, rc: ReceivedCommand) -> None:
-    link.publish_state(
-        operating_state="ENABLED",
-        measured_cp=IDENTITY_POSE,
-        setpoint_cp=rc.command.servo_cp,
-        measured_js=JS,
-        measured_cf=ZERO_WRENCH,
-        measured_jaw=rc.command.servo_jaw,
-        ack=rc,
-    )
 
 
 class ArmThread:
