@@ -359,6 +359,10 @@ class _Endpoint:
     def _periodic(self, now_ns: int) -> None:
         """Heartbeats and timeouts; called on every pump."""
 
+    def _sends_heartbeats(self) -> bool:
+        """Whether this endpoint keeps a heartbeat timer now (so the wait must wake for it)."""
+        return False
+
     def _decode(self, frames: Sequence[bytes], rx_ns: int) -> Message | None:
         try:
             return decode(frames)
@@ -390,7 +394,9 @@ class _Endpoint:
                 return True
             if now >= deadline_ns:
                 return False
-            wake = min(deadline_ns, self._last_stream_tx_ns + self._hb_interval_ns)
+            wake = deadline_ns
+            if self._sends_heartbeats():
+                wake = min(wake, self._last_stream_tx_ns + self._hb_interval_ns)
             for imp in (self._rx_imp, self._tx_imp):
                 if imp is not None:
                     nr = imp.next_release_ns()
@@ -585,13 +591,11 @@ class ConsoleLink(_Endpoint):
         self.counters["tx_commands"] += 1
         return cmd
 
+    def _sends_heartbeats(self) -> bool:
+        return self.welcome is not None and self.welcome.role == "controller" and not self._closed
+
     def _periodic(self, now_ns: int) -> None:
-        if (
-            self.welcome is not None
-            and self.welcome.role == "controller"
-            and now_ns - self._last_stream_tx_ns >= self._hb_interval_ns
-            and self._ctrl is not None
-        ):
+        if self._sends_heartbeats() and now_ns - self._last_stream_tx_ns >= self._hb_interval_ns:
             self._seq += 1
             self._send(self._ctrl, encode(Heartbeat(self._seq, now_ns, *self._echo)), now_ns)
             self._last_stream_tx_ns = now_ns
@@ -873,8 +877,11 @@ class ArmLink(_Endpoint):
         self.counters["tx_video"] += 1
         return frame
 
+    def _sends_heartbeats(self) -> bool:
+        return self._state_pub is not None and not self._closed
+
     def _periodic(self, now_ns: int) -> None:
-        if self._state_pub is not None and now_ns - self._last_stream_tx_ns >= self._hb_interval_ns:
+        if self._sends_heartbeats() and now_ns - self._last_stream_tx_ns >= self._hb_interval_ns:
             self._state_seq += 1
             self._send(
                 self._state_pub, encode(Heartbeat(self._state_seq, now_ns, *self._echo)), now_ns

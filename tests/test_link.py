@@ -155,6 +155,19 @@ def test_heartbeats_keep_an_idle_link_measured(echo_process) -> None:
 
 
 @pytest.mark.slow
+def test_waiting_sleeps_instead_of_spinning(echo_process) -> None:
+    """An observer (no heartbeat timer) and an idle controller wait in select, not in a spin."""
+    arm = echo_process()
+    cfg = LinkConfig(endpoint=arm.endpoint)
+    with ConsoleLink(cfg, name="alice") as ctl, ConsoleLink(cfg, role="observer") as obs:
+        for link in (obs, ctl):
+            cpu0 = time.process_time()
+            settle(link, 0.5)
+            cpu = time.process_time() - cpu0
+            assert cpu < 0.2, f"{link.role} used {cpu:.2f} s of CPU in 0.5 s of waiting"
+
+
+@pytest.mark.slow
 def test_link_lost_when_the_arm_dies(echo_process) -> None:
     arm = echo_process()
     mcfg = MonitorConfig(lost_silence_ms=150.0, degraded_silence_ms=50.0)
