@@ -29,11 +29,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", dest="json_path", help="write the result here (and a .png beside)")
     p.add_argument("--list-profiles", action="store_true", help="list profiles and exit")
 
+    t = sub.add_parser(
+        "tremor",
+        help="every tremor filter on seeded synthetic surgeon motion (reduction, lag, cost)",
+        description="Scores every tremor filter on braced/typical/unbraced synthetic motion, "
+        "checks the linear ones against scipy, times step and process, writes JSON + markdown "
+        "+ PNGs.",
+    )
+    t.add_argument("--seconds", type=float, default=30.0, help="length of each recording")
+    t.add_argument("--seeds", type=int, default=3, help="recordings per amplitude class")
+    t.add_argument("--rate-hz", type=float, default=1000.0)
+    t.add_argument("--json", dest="json_path", help="write the result here (+ .md and PNGs)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    if args.bench == "tremor":
+        from benchmarks import tremor_bench
+
+        if args.seconds < 5 or args.seeds < 1:
+            parser.error("--seconds must be >= 5 (2 s settle) and --seeds >= 1")
+        try:
+            tremor_bench.run(args.seconds, args.seeds, args.rate_hz, args.json_path)
+        except tremor_bench.BenchmarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.bench == "link":
         from benchmarks import link_bench
         from network.impairment import builtin_profiles, get_profile
