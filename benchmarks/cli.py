@@ -41,6 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--rate-hz", type=float, default=1000.0)
     t.add_argument("--json", dest="json_path", help="write the result here (+ .md and PNGs)")
 
+    sm = sub.add_parser(
+        "sim",
+        help="the PyBullet arm served at 1 kHz with the camera on, driven by a console process",
+        description="Real-time factor, video fps, IK tracking error and server tick lateness "
+        "of the simulated arm, with a console streaming a surgeon-like path.",
+    )
+    sm.add_argument("--seconds", type=float, default=10.0)
+    sm.add_argument("--json", dest="json_path", help="write the result here")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -54,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             tremor_bench.run(args.seconds, args.seeds, args.rate_hz, args.json_path)
         except tremor_bench.BenchmarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.bench == "sim":
+        from benchmarks import sim_bench
+
+        try:
+            sim_bench.run(args.seconds, args.json_path)
+        except sim_bench.BenchmarkError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

@@ -10,9 +10,13 @@ Conventions (CRTK, SI units):
   in the arm's base frame. Wrenches are fx, fy, fz (N), tx, ty, tz (N·m) in the tool frame.
 * Joint values are radians (revolute) or metres (prismatic), as ``description.joint_types``.
 * Every reading carries ``timestamp_ns`` (``time.monotonic_ns()`` when it was taken); 0 never.
-* Commands return what was actually applied (after the driver's own limits), never what was
-  asked. ``servo_*`` while not ENABLED raises :class:`NotEnabledError`; a bad argument (NaN,
-  wrong shape, out of range) raises ``ValueError`` saying what was wrong, and changes nothing.
+* Commands return what was actually applied (e.g. the pose the IK solution reaches), never what
+  was asked. ``servo_*`` while not ENABLED raises :class:`NotEnabledError`; a bad argument (NaN,
+  wrong shape, a target outside the workspace box, a jaw outside its range) raises
+  ``ValueError`` saying what was wrong, and changes nothing: drivers refuse, they do not clamp
+  (the safety supervisor clamps before a target reaches the driver).
+* Readings before ``connect()`` or after ``disconnect()`` raise :class:`DriverError`.
+  ``setpoint_cp`` carries the time of the last ``update()``.
 * ``hold()`` makes the arm stay where it is now (setpoint := measured), from any state in which
   it can move; it is what the safety supervisor calls when commands stop.
 """
@@ -138,7 +142,8 @@ class ArmDriver(ABC):
 
     @abstractmethod
     def home(self) -> None:
-        """Move to the home pose (is_busy while moving; is_homed when there)."""
+        """Move to the home pose; needs ENABLED. ``is_busy`` is True as soon as this returns
+        and until the arm is there (over later ``update()`` calls); then ``is_homed``."""
 
     @abstractmethod
     def hold(self) -> None:

@@ -1,0 +1,209 @@
+"""The arm server: link → safety supervisor → driver, at the control rate, on absolute deadlines.
+
+Each tick (default 1 kHz):
+
+1. wait for the tick's deadline inside the link (``ArmLink.service_until``): commands are taken
+   as they arrive, newest wins;
+2. take the newest command, read the driver (measured and setpoint pose, wrench);
+3. ask the :class:`~slave_arm.safety.SafetySupervisor` what to do (servo, hold, nothing, e-stop),
+   and do it through the driver; a driver that refuses a target (``ValueError``) makes the arm
+   hold, counted;
+4. advance the driver one period (``update()``: the simulator steps its physics);
+5. publish the state (measured, applied setpoint, joints, wrench, jaw, operating state, safety
+   flags, counters, acknowledgment of the command applied) and any new video frame.
+
+The server never dies of what the link delivers: the link validates and counts bad messages,
+the supervisor refuses unsafe ones, and an exception from the driver during a tick puts the arm
+in hold and is logged (three in a row stop the server with the driver disabled).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from network.link import ArmLink, ReceivedCommand
+from network.protocol import JointState
+from slave_arm.driver import ArmDriver, DriverError
+from slave_arm.safety import SafetyConfig, SafetySupervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerStats:
+    """What a run did; ``lateness_us`` holds one sample per tick (how late the tick started)."""
+
+    ticks: int = 0
+    overruns: int = 0
+    commands_applied: int = 0
+    holds: int = 0
+    driver_errors: int = 0
+    video_frames: int = 0
+    lateness_us: list[float] = field(default_factory=list)
+    ik_error_m: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.asarray(self.lateness_us)
+        return {
+            "ticks": self.ticks,
+            "overruns": self.overruns,
+            "commands_applied": self.commands_applied,
+            "holds": self.holds,
+            "driver_errors": self.driver_errors,
+            "video_frames": self.video_frames,
+            "server_lateness_us": {
+                "p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                "p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+                "max": float(lat.max()) if lat.size else float("nan"),
+            },
+        }
+
+
+class ArmServer:
+    """Serves one driver on one :class:`~network.link.ArmLink` (both already open)."""
+
+    def __init__(
+        self,
+        driver: ArmDriver,
+        link: ArmLink,
+        safety: SafetyConfig | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+        record_ik_error: bool = False,
+    ) -> None:
+        self.driver = driver
+        self.link = link
+        desc = driver.description
+        self.rate_hz = desc.control_rate_hz
+        self.period_ns = round(1e9 / self.rate_hz)
+        config = safety or SafetyConfig()
+        self.safety = SafetySupervisor(
+            SafetyConfig.from_description(desc, **_set(config)), self.rate_hz
+        )
+        self.stats = ServerStats()
+        self._clock = clock_ns
+        self._applied: ReceivedCommand | None = None
+        self._last_frame_seq = -1
+        self._consecutive_errors = 0
+        self._record_ik = record_ik_error and hasattr(driver, "ik_error_m")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None, seconds: float | None = None) -> ServerStats:
+        """Serve until ``stop`` is set or ``seconds`` pass. The driver is enabled on entry."""
+        stop = stop or threading.Event()
+        if self.driver.operating_state.value != "ENABLED":
+            self.driver.enable()
+        start = self._clock()
+        end = start + int(seconds * 1e9) if seconds is not None else None
+        deadline = start + self.period_ns
+        log.info("arm server running at %.0f Hz", self.rate_hz)
+        while not stop.is_set():
+            self.link.service_until(deadline)
+            now = self._clock()
+            late = now - deadline
+            self.stats.lateness_us.append(late / 1e3)
+            if late > 10 * self.period_ns:  # fell far behind (a stall): re-anchor, count it
+                self.stats.overruns += 1
+                deadline = now
+            self.tick(now)
+            deadline += self.period_ns
+            if end is not None and now >= end:
+                break
+        return self.stats
+
+    def tick(self, now_ns: int) -> None:
+        """One control period (see the module docstring)."""
+        d = self.driver
+        self.stats.ticks += 1
+        rc = self.link.take_command()
+        try:
+            measured = d.measured_cp()
+            setpoint = d.setpoint_cp()
+            wrench = d.measured_cf()
+            age = self.link.command_age_ns(rc, now_ns) if rc is not None else None
+            decision = self.safety.supervise(
+                now_ns, rc, age, measured.pose, setpoint.pose, wrench.wrench
+            )
+            action = decision.action
+            if action == "servo":
+                try:
+                    d.servo_cp(decision.pose)
+                    if decision.jaw is not None:
+                        d.servo_jaw(decision.jaw)
+                    self._applied = rc
+                    self.stats.commands_applied += 1
+                except ValueError as exc:  # the driver's own limits refused it: hold
+                    log.warning("driver refused the target: %s; holding", exc)
+                    d.hold()
+                    self.stats.holds += 1
+            elif action in ("hold", "estop"):
+                d.hold()
+                self.stats.holds += 1
+            d.update()
+            if self._record_ik:
+                self.stats.ik_error_m.append(d.ik_error_m())  # type: ignore[attr-defined]
+            self._publish(decision.flags)
+            self._consecutive_errors = 0
+        except DriverError as exc:
+            self._driver_failed(exc)
+        except Exception as exc:  # the server must not die of one bad tick
+            self._driver_failed(exc)
+
+    def _driver_failed(self, exc: BaseException) -> None:
+        self.stats.driver_errors += 1
+        self._consecutive_errors += 1
+        log.error("tick failed (%s: %s); holding", type(exc).__name__, exc)
+        try:
+            self.driver.hold()
+        except Exception:
+            log.exception("hold() failed too")
+        if self._consecutive_errors >= 3:
+            self.driver.disable()
+            raise DriverError(f"the driver failed 3 ticks in a row, last: {exc}") from exc
+
+    # -- publishing ------------------------------------------------------------------------------
+    def _publish(self, flags: tuple[str, ...]) -> None:
+        d = self.driver
+        js = d.measured_js()
+        jaw = d.measured_jaw()
+        counters = {f"safety_{k}": v for k, v in self.safety.counters.items()}
+        counters["driver_errors"] = self.stats.driver_errors
+        self.link.publish_state(
+            operating_state=d.operating_state.value,
+            is_homed=d.is_homed,
+            is_busy=d.is_busy,
+            measured_cp=tuple(d.measured_cp().pose.tolist()),  # type: ignore[arg-type]
+            setpoint_cp=tuple(d.setpoint_cp().pose.tolist()),  # type: ignore[arg-type]
+            measured_js=JointState(
+                tuple(js.position.tolist()), tuple(js.velocity.tolist()), tuple(js.effort.tolist())
+            ),
+            measured_cf=tuple(d.measured_cf().wrench.tolist()),  # type: ignore[arg-type]
+            measured_jaw=float(jaw.angle_rad),
+            safety_flags=flags,
+            counters=counters,
+            ack=self._applied,
+        )
+        latest = getattr(d, "latest_frame", None)
+        if latest is not None:
+            frame = latest()
+            if frame is not None and frame.seq != self._last_frame_seq:
+                self._last_frame_seq = frame.seq
+                self.link.publish_video(frame.data, frame.width, frame.height, frame.capture_ns)
+                self.stats.video_frames += 1
+
+
+def _set(config: SafetyConfig) -> dict[str, Any]:
+    """The fields of ``config`` that are set (not None), to override the description's."""
+    from dataclasses import fields
+
+    return {
+        f.name: getattr(config, f.name)
+        for f in fields(config)
+        if getattr(config, f.name) is not None
+    }
