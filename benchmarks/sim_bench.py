@@ -129,8 +129,6 @@ def run(seconds: float = 10.0, json_path: str | Path | None = None) -> dict[str,
                 text=True,
             )
             stop = threading.Event()
-            t0 = time.perf_counter()
-            ticks0 = server.stats.ticks
 
             def watch() -> None:
                 console.wait()
@@ -138,7 +136,6 @@ def run(seconds: float = 10.0, json_path: str | Path | None = None) -> dict[str,
 
             threading.Thread(target=watch, daemon=True).start()
             server.run(stop, seconds + 15.0)
-            wall = time.perf_counter() - t0
             out_text = console.stdout.read() if console.stdout else ""
     if console.returncode != 0:
         raise BenchmarkError(f"the console process failed (exit {console.returncode})")
@@ -149,7 +146,7 @@ def run(seconds: float = 10.0, json_path: str | Path | None = None) -> dict[str,
         "benchmark": "sim",
         "seconds": seconds,
         "machine": info,
-        "real_time_factor": (s.ticks - ticks0) / desc.control_rate_hz / wall,
+        "real_time_factor": s.real_time_factor(desc.control_rate_hz),
         "video_fps": c["video_fps"],
         "video_frames": c["video_frames"],
         "camera": {

@@ -41,6 +41,8 @@ class ServerStats:
     """What a run did; ``lateness_us`` holds one sample per tick (how late the tick started)."""
 
     ticks: int = 0
+    started_ns: int = 0
+    ended_ns: int = 0
     overruns: int = 0
     commands_applied: int = 0
     holds: int = 0
@@ -48,6 +50,11 @@ class ServerStats:
     video_frames: int = 0
     lateness_us: list[float] = field(default_factory=list)
     ik_error_m: list[float] = field(default_factory=list)
+
+    def real_time_factor(self, rate_hz: float) -> float:
+        """Simulated (ticked) time over wall time while serving: 1.0 means it kept up."""
+        wall = (self.ended_ns - self.started_ns) / 1e9
+        return self.ticks / rate_hz / wall if wall > 0 else float("nan")
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.lateness_us)
@@ -102,6 +109,7 @@ class ArmServer:
         start = self._clock()
         end = start + int(seconds * 1e9) if seconds is not None else None
         deadline = start + self.period_ns
+        self.stats.started_ns = start
         log.info("arm server running at %.0f Hz", self.rate_hz)
         while not stop.is_set():
             self.link.service_until(deadline)
@@ -115,6 +123,7 @@ class ArmServer:
             deadline += self.period_ns
             if end is not None and now >= end:
                 break
+        self.stats.ended_ns = deadline - self.period_ns  # the last tick's own deadline
         return self.stats
 
     def tick(self, now_ns: int) -> None:

@@ -232,3 +232,29 @@ def test_list_drivers() -> None:
     )
     assert proc.returncode == 0
     assert "kinematic" in proc.stdout and "sim" in proc.stdout
+
+
+@pytest.mark.slow
+def test_console_drives_the_simulated_arm_and_sees_state_force_and_video() -> None:
+    a = ArmProcess("sim")
+    try:
+        frames = []
+        with ConsoleLink(
+            LinkConfig(endpoint=a.endpoint), name="alice", on_video=lambda f, t: frames.append(f)
+        ) as link:
+            assert link.welcome.arm.camera.width == 320
+            link.service_until(now_ns() + 300_000_000)
+            home = link.latest_state.state.setpoint_cp
+            target = (home[0] + 0.01, *home[1:])
+            engage(link, pose=home)
+            stream(link, [target] * 400)
+            link.service_until(now_ns() + 200_000_000)
+            st = link.latest_state.state
+            assert st.operating_state == "ENABLED"
+            assert st.measured_cp[0] == pytest.approx(target[0], abs=5e-4)  # physics followed
+            assert len(st.measured_cf) == 6 and max(abs(f) for f in st.measured_cf) < 1.0  # free
+            assert len(st.measured_js.position) == 7
+        assert len(frames) >= 10  # ~30 fps for over a second
+        assert frames[-1].data[:2] == b"\xff\xd8"  # JPEG
+    finally:
+        assert a.stop() == 0
