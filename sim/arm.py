@@ -79,14 +79,11 @@ _NOT_CONNECTED = "not connected: call connect()"
 
 
 def _home_joints(q: np.ndarray) -> np.ndarray:
-    """Joints reaching the home pose nearest ``q``: same yaw, roll = -yaw (mod 2π)."""
+    """:data:`HOME_Q`, with the roll the 2π-equivalent (within limits) nearest ``q``'s roll."""
     out = HOME_Q.copy()
-    out[0] = min(max(float(q[0]), JOINT_LOWER[0]), JOINT_UPPER[0])
-    roll = -out[0]
-    roll += round((float(q[3]) - roll) / (2.0 * math.pi)) * 2.0 * math.pi
-    if not JOINT_LOWER[3] <= roll <= JOINT_UPPER[3]:
-        roll = -out[0]
-    out[3] = roll
+    roll = out[3] + round((float(q[3]) - out[3]) / (2.0 * math.pi)) * 2.0 * math.pi
+    if JOINT_LOWER[3] <= roll <= JOINT_UPPER[3]:
+        out[3] = roll
     return out
 
 
@@ -250,9 +247,9 @@ class SimArm(ArmDriver):
     def home(self) -> None:
         """Move to the home pose (needs ENABLED): is_busy until there.
 
-        The home pose is the tip at (0, 0, -0.1) m pointing straight down (:data:`HOME_Q`). That
-        is on the yaw axis, where any yaw gives the same pose: the move keeps the current yaw
-        (within limits) and turns the roll to match, so it never swings the arm round.
+        The home pose is the tip at (0, 0, -0.1) m pointing straight down (:data:`HOME_Q`: yaw
+        and pitch 0, a regular point of the outer axes); the roll goes to the nearest full turn,
+        so the move never unwinds the instrument needlessly.
         """
         self._require_connected()
         if self._state is not OperatingState.ENABLED:

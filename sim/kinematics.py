@@ -2,12 +2,19 @@
 
 The chain (every joint frame aligned with the base frame at zero joints, the RCM at the origin)::
 
-    T = Rz(yaw) · Rx(pitch) · Tz(OFFSET - insertion) · Rz(roll) · Rx(wrist_pitch)
+    T = Ry(yaw) · Rx(pitch) · Tz(OFFSET - insertion) · Rz(roll) · Rx(wrist_pitch)
         · Tz(-WRIST) · Ry(wrist_yaw) · Tz(-JAW)
 
 with ``OFFSET = WRIST + JAW`` (insertion is the distance from the RCM to the jaw tips with a
 straight wrist). The tool frame is at the jaw tips; the jaws point along its -z axis; identity
 orientation = instrument straight down.
+
+The outer yaw axis is horizontal (the base y axis) and the outer pitch axis (x, carried by yaw)
+is perpendicular to it, both through the RCM, as on the da Vinci PSM. The shaft direction (into
+the patient) is ``s = Ry(yaw)·Rx(pitch)·(0, 0, -1) = (-cos p·sin y, sin p, -cos p·cos y)``, so
+``pitch = asin(s_y)`` and ``yaw = atan2(-s_x, -s_z)``. The pair is singular only with the shaft
+along ±y (horizontal, pitch = ±π/2), outside the joint limits and far from the workspace below
+the RCM: straight down (the middle of the workspace) is the regular point yaw = pitch = 0.
 
 Inverse kinematics (:func:`ik`), exact and closed form:
 
@@ -17,11 +24,12 @@ Inverse kinematics (:func:`ik`), exact and closed form:
    contains the wrist-yaw axis (the wrist-pitch axis is that plane's normal). In that plane the
    wrist link is perpendicular to the wrist-yaw axis, which gives the wrist-pitch point ``W``.
 3. The shaft is the line RCM–``W``: yaw and pitch from its direction, insertion from ``|W|``.
-   Of the two (yaw, pitch) branches (``yaw + π``, ``-pitch``) and the 2π-equivalents, the one
-   within the limits nearest the previous solution wins (continuity; the yaw axis is vertical,
-   so straight below the RCM is a singularity where yaw keeps its previous value).
-4. Roll, wrist pitch, wrist yaw: ``Rz(roll)·Rx(wp)·Ry(wy) = R_shaftᵀ · R_tool`` (Euler
-   decomposition); roll takes the 2π-equivalent nearest the previous roll within its limits.
+   Of the two (yaw, pitch) branches (``(yaw, pitch)`` and ``(yaw + π, π - pitch)``) and the
+   2π-equivalents, the one within the limits nearest the previous solution wins (continuity;
+   within the limits only the first branch exists, so the choice is unique in practice).
+4. Roll, wrist pitch, wrist yaw: ``Rz(roll)·Rx(wp)·Ry(wy) = R_shaftᵀ · R_tool`` with
+   ``R_shaft = Ry(yaw)·Rx(pitch)`` (Euler decomposition); roll takes the 2π-equivalent nearest
+   the previous roll within its limits.
 
 Joints beyond their limits are clamped and reported. Position comes first: when the exact
 solution needs a joint beyond its limits, the wrist joints are clamped and yaw, pitch and
@@ -63,9 +71,9 @@ JOINT_TYPES: tuple[str, ...] = (
     "revolute",
     "revolute",
 )
-JOINT_LOWER = np.array([-3.0, -1.45, 0.0, -4.5, -1.4, -1.4])
+JOINT_LOWER = np.array([-1.45, -1.45, 0.0, -4.5, -1.4, -1.4])
 """Lower joint limits (rad; insertion in m), as in the URDF."""
-JOINT_UPPER = np.array([3.0, 1.45, 0.26, 4.5, 1.4, 1.4])
+JOINT_UPPER = np.array([1.45, 1.45, 0.26, 4.5, 1.4, 1.4])
 """Upper joint limits (rad; insertion in m), as in the URDF."""
 
 ORIENTATION_WEIGHT_M_PER_RAD = 0.005
@@ -91,6 +99,25 @@ def _ry(a: float) -> np.ndarray:
 def _rz(a: float) -> np.ndarray:
     c, s = math.cos(a), math.sin(a)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _outer(yaw: float, pitch: float) -> np.ndarray:
+    """The shaft frame's rotation (before roll): ``Ry(yaw) · Rx(pitch)``."""
+    return _ry(yaw) @ _rx(pitch)
+
+
+def shaft_yaw_pitch(s: np.ndarray, prev_yaw: float = 0.0) -> tuple[float, float]:
+    """Yaw and pitch (rad) of a unit shaft direction ``s`` (pointing into the patient).
+
+    ``s = (-cos p·sin y, sin p, -cos p·cos y)``: ``pitch = asin(s_y)`` in [-π/2, π/2] and
+    ``yaw = atan2(-s_x, -s_z)``; at the singularity (shaft along ±y) yaw keeps ``prev_yaw``.
+    """
+    pitch = math.asin(_clamp(float(s[1]), -1.0, 1.0))
+    if math.hypot(float(s[0]), float(s[2])) > 1e-12:
+        yaw = math.atan2(-float(s[0]), -float(s[2]))
+    else:
+        yaw = float(prev_yaw)
+    return yaw, pitch
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -163,7 +190,7 @@ class Frames:
 
 def fk(q: np.ndarray) -> Frames:
     """Forward kinematics of the six arm joints (yaw, pitch, insertion, roll, wp, wy)."""
-    r12 = _rz(q[0]) @ _rx(q[1])
+    r12 = _outer(q[0], q[1])
     shaft_dir = -r12[:, 2]
     wrist = (q[2] - OFFSET_M) * shaft_dir
     r5 = r12 @ _rz(q[3]) @ _rx(q[4])
@@ -225,8 +252,8 @@ def _clamp(v: float, lo: float, hi: float) -> float:
 
 
 def _yaw_pitch_candidates(yaw: float, pitch: float) -> list[tuple[float, float]]:
-    """(yaw, pitch) and its mirror (yaw + π, -pitch): the same shaft direction."""
-    return [(yaw, pitch), (yaw + math.pi, -pitch)]
+    """(yaw, pitch) and its mirror (yaw + π, π - pitch): the same shaft direction."""
+    return [(yaw, pitch), (yaw + math.pi, math.remainder(math.pi - pitch, _TWO_PI))]
 
 
 def _choose_yaw_pitch(
@@ -270,8 +297,9 @@ def _resolve_position(
 ) -> tuple[float, float, float] | None:
     """Yaw, pitch, insertion that put the tip at ``p`` for fixed roll and wrist joints ``q[3:]``.
 
-    Solves ``Rz(yaw)·Rx(pitch)·c = p`` with ``c = (0, 0, OFFSET - insertion) + v``; None when no
-    solution lies within the limits.
+    Solves ``Ry(yaw)·Rx(pitch)·c = p`` with ``c = (0, 0, OFFSET - insertion) + v``; None when no
+    solution lies within the limits. Ry leaves y alone, so ``(Rx(pitch)·c)_y = p_y`` gives the
+    pitch (two roots), then yaw turns ``Rx(pitch)·c`` about y onto ``p`` in the x-z plane.
     """
     v = _rz(q[3]) @ _rx(q[4]) @ (np.array([0.0, 0.0, -WRIST_M]) + _ry(q[5]) @ [0.0, 0.0, -JAW_M])
     pp = float(p @ p)
@@ -282,20 +310,22 @@ def _resolve_position(
     if not lo[2] - _EPS <= ins <= hi[2] + _EPS:
         return None
     c = np.array([v[0], v[1], OFFSET_M - ins + v[2]])
+    # (Rx(pitch)·c)_y = cos(pitch)·c_y - sin(pitch)·c_z = r·cos(pitch + alpha) = p_y
     r = math.hypot(c[1], c[2])
-    if r < _EPS or abs(p[2]) > r:
+    if r < _EPS or abs(p[1]) > r:
         return None
-    alpha = math.atan2(c[1], c[2])
-    beta = math.acos(_clamp(p[2] / r, -1.0, 1.0))
+    alpha = math.atan2(c[2], c[1])
+    beta = math.acos(_clamp(p[1] / r, -1.0, 1.0))
     best: tuple[float, float, float] | None = None
     best_cost = math.inf
-    for pitch in (alpha + beta, alpha - beta):
+    for pitch in (beta - alpha, -beta - alpha):
         pitch = math.remainder(pitch, _TWO_PI)
         if not lo[1] - _EPS <= pitch <= hi[1] + _EPS:
             continue
         cp, sp = math.cos(pitch), math.sin(pitch)
-        x1, y1 = c[0], cp * c[1] - sp * c[2]
-        yaw0 = math.atan2(p[1], p[0]) - math.atan2(y1, x1)
+        x1, z1 = c[0], sp * c[1] + cp * c[2]
+        # Ry(yaw) turns (z, x) by yaw: (z' + i x') = e^(i yaw)·(z1 + i x1)
+        yaw0 = math.atan2(p[0], p[2]) - math.atan2(x1, z1)
         yaw = _nearest_equivalent(yaw0, prev[0], lo[0], hi[0])
         if yaw is None:
             continue
@@ -308,11 +338,11 @@ def _resolve_position(
 def _wrist(
     yaw: float, pitch: float, rt: np.ndarray, prev_roll: float, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[float, float, float]:
-    """Roll, wrist pitch, wrist yaw with ``Rz(roll)·Rx(wp)·Ry(wy) = (Rz(yaw)·Rx(pitch))ᵀ·R_tool``.
+    """Roll, wrist pitch, wrist yaw with ``Rz(roll)·Rx(wp)·Ry(wy) = (Ry(yaw)·Rx(pitch))ᵀ·R_tool``.
 
     The roll is the 2π-equivalent nearest ``prev_roll`` within its limits; wp, wy in (-π/2, π/2].
     """
-    m = (_rz(yaw) @ _rx(pitch)).T @ rt
+    m = _outer(yaw, pitch).T @ rt
     wp = math.asin(_clamp(float(m[2, 1]), -1.0, 1.0))
     roll0 = math.atan2(-m[0, 1], m[1, 1])
     wy = math.atan2(-m[2, 0], m[2, 2])
@@ -343,10 +373,8 @@ def _position_first(
     starts = [clipped]
     dist = math.sqrt(float(p @ p))
     if dist > 1e-9:
-        s = p / dist
-        tilt = math.acos(_clamp(-float(s[2]), -1.0, 1.0))
-        yaw0 = math.atan2(-s[0], s[1]) if math.hypot(s[0], s[1]) > 1e-12 else float(prev[0])
-        yaw, pitch, _ = _choose_yaw_pitch(_yaw_pitch_candidates(yaw0, tilt), prev, lo, hi)
+        yaw0, pitch0 = shaft_yaw_pitch(p / dist, float(prev[0]))
+        yaw, pitch, _ = _choose_yaw_pitch(_yaw_pitch_candidates(yaw0, pitch0), prev, lo, hi)
         starts.append(np.array([yaw, pitch, _clamp(dist, lo[2], hi[2]), prev[3], 0.0, 0.0]))
     for start in starts:
         q = start.copy()
@@ -416,12 +444,11 @@ def ik(
         s = s / math.sqrt(float(s @ s))
     insertion = float(wrist @ s) + OFFSET_M
 
-    # yaw, pitch from the shaft direction s = (-sin(yaw) sin(pitch), cos(yaw) sin(pitch),
-    # -cos(pitch)); straight down (the singularity) keeps the previous yaw
-    tilt = math.acos(_clamp(-float(s[2]), -1.0, 1.0))
-    yaw0 = math.atan2(-s[0], s[1]) if math.hypot(s[0], s[1]) > 1e-12 else float(prev[0])
+    # yaw, pitch from the shaft direction s = (-cos(p) sin(y), sin(p), -cos(p) cos(y)); the
+    # singularity (shaft along ±y, horizontal) is outside the limits
+    yaw0, pitch0 = shaft_yaw_pitch(s, float(prev[0]))
     yaw, pitch, clamped_yp = _choose_yaw_pitch(
-        _yaw_pitch_candidates(yaw0, tilt), prev, lower, upper
+        _yaw_pitch_candidates(yaw0, pitch0), prev, lower, upper
     )
 
     roll, wp, wy = _wrist(yaw, pitch, rt, float(prev[3]), lower, upper)

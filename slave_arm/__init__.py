@@ -22,14 +22,21 @@ from slave_arm.driver import (
     OperatingState,
     WrenchReading,
 )
+from slave_arm.safety import Decision, SafetyConfig, SafetySupervisor
+from slave_arm.server import ArmServer, ServerStats
 
 __all__ = [
     "ArmDriver",
+    "ArmServer",
     "CartesianReading",
+    "Decision",
     "DriverError",
     "JawReading",
     "JointReading",
     "NotEnabledError",
     "OperatingState",
+    "SafetyConfig",
+    "SafetySupervisor",
+    "ServerStats",
     "WrenchReading",
 ]

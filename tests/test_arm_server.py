@@ -176,7 +176,7 @@ def test_watchdog_holds_after_the_console_is_killed_and_reengage_is_needed(
         assert "wait_reengage" in st.safety_flags
         assert x0 is None or abs(st.setpoint_cp[0] - x0) < 1e-9
         engage(link, pose=offset(0.01))
-        link.service_until(now_ns() + 50_000_000)
+        stream(link, [offset(0.01)] * 150)  # 10 mm at the 0.2 m/s speed limit: ~50 ticks
         assert link.latest_state.state.setpoint_cp[0] == pytest.approx(0.01, abs=1e-6)
 
 

@@ -23,6 +23,7 @@ from sim.kinematics import (
     ik,
     quat_angle_rad,
     quat_to_matrix,
+    shaft_yaw_pitch,
 )
 from sim.scene import PAD_CENTER, PAD_TOP_Z, ring_wall_grasp_pose
 from sim.world import SimWorld
@@ -64,7 +65,6 @@ def _reachable_poses(rng: np.random.Generator, n: int) -> list[tuple[np.ndarray,
     lo, hi = JOINT_LOWER * 0.95, JOINT_UPPER * 0.95
     while len(out) < n:
         q = rng.uniform(lo, hi)
-        q[0] = rng.uniform(-math.pi, math.pi) * 0.95
         q[2] = rng.uniform(0.03, 0.25)
         pose = fk_pose(q)
         if np.all(pose[:3] >= WORKSPACE_MIN_M) and np.all(pose[:3] <= WORKSPACE_MAX_M):
@@ -145,6 +145,73 @@ def test_ik_continuity_along_a_path() -> None:
         if prev is not None:
             assert np.max(np.abs(sol.q - prev)) < 0.01
         prev = q = sol.q
+
+
+def test_outer_axes_horizontal_and_shaft_direction(world: SimWorld) -> None:
+    """Yaw turns about the base y axis, pitch about x carried by yaw; zero joints point down."""
+    assert np.allclose(fk(np.zeros(6)).shaft_dir, [0.0, 0.0, -1.0])
+    assert np.allclose(fk_pose(np.array([0.0, 0.0, 0.1, 0.0, 0.0, 0.0])), [0, 0, -0.1, *DOWN])
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        q = rng.uniform(JOINT_LOWER, JOINT_UPPER)
+        yaw, pitch = q[0], q[1]
+        s = [-math.cos(pitch) * math.sin(yaw), math.sin(pitch), -math.cos(pitch) * math.cos(yaw)]
+        assert np.allclose(fk(q).shaft_dir, s)
+    info = p.getJointInfo(world.arm.body, world.arm.arm_joints[0], physicsClientId=world.client)
+    assert np.allclose(info[13], [0.0, 1.0, 0.0])  # the yaw joint's axis: horizontal
+
+
+def test_workspace_reachable_within_limits() -> None:
+    """Every point of the workspace box (a grid, corners included) is reachable within the joint
+    limits: exactly with the tool along the line from the RCM (a straight wrist), and pointing
+    straight down within 2.5 mm (only the top x edges, where the wrist cannot turn the tool fully
+    vertical: position first, traded against orientation)."""
+    axes = [np.linspace(lo, hi, 6) for lo, hi in zip(WORKSPACE_MIN_M, WORKSPACE_MAX_M, strict=True)]
+    worst_down = 0.0
+    for x in axes[0]:
+        for y in axes[1]:
+            for z in axes[2]:
+                tip = np.array([x, y, z])
+                dist = float(np.linalg.norm(tip))
+                yaw, pitch = shaft_yaw_pitch(tip / dist)
+                q = np.array([yaw, pitch, dist, 0.0, 0.0, 0.0])
+                assert np.all(q >= JOINT_LOWER) and np.all(q <= JOINT_UPPER), (tip, q)
+                pose = fk_pose(q)
+                assert np.allclose(pose[:3], tip, atol=1e-12)
+                sol = ik(pose, HOME_Q)
+                assert sol.exact and sol.position_error_m < 1e-9, (tip, sol.clamped)
+                down = ik(np.array([*tip, *DOWN]), HOME_Q)
+                assert np.all(down.q >= JOINT_LOWER) and np.all(down.q <= JOINT_UPPER)
+                worst_down = max(worst_down, down.position_error_m)
+    print(f"workspace grid pointing down: worst position error {worst_down * 1e3:.3f} mm")
+    assert worst_down <= 2.5e-3
+
+
+@pytest.mark.parametrize("offset_m", [0.002, 0.0002, 0.0])
+def test_straight_path_below_the_rcm(arm: SimArm, offset_m: float) -> None:
+    """A straight line passing ``offset_m`` from the point straight below the RCM (a vertical
+    yaw axis would be singular there), 5 cm/s, pointing down: tracked within 1 mm, and the yaw
+    joint never jumps (<= 0.05 rad per tick)."""
+    start = np.array([-0.03, offset_m, -0.1])
+    end = np.array([0.03, offset_m, -0.1])
+    _move(arm, np.array([*start, *DOWN]), 0.5)
+    _hold_for(arm, 0.2)
+    n = int(np.linalg.norm(end - start) / 0.05 * 1000)  # 5 cm/s at 1 kHz
+    errors, yaw_steps = [], []
+    last_yaw = arm.measured_js().position[0]
+    for i in range(n + 200):
+        target = start + min(1.0, (i + 1) / n) * (end - start)
+        applied = arm.servo_cp([*target, *DOWN])
+        assert np.allclose(applied[:3], target, atol=1e-9)
+        arm.update()
+        errors.append(arm.ik_error_m())
+        yaw = arm.measured_js().position[0]
+        yaw_steps.append(abs(yaw - last_yaw))
+        last_yaw = yaw
+    e = np.array(errors) * 1e3
+    print(f"line below the RCM: IK error max {e.max():.4f} mm, max yaw step {max(yaw_steps):.5f}")
+    assert e.max() <= 1.0
+    assert max(yaw_steps) <= 0.05
 
 
 def test_ik_clamps_reports_and_keeps_position() -> None:
