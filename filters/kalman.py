@@ -36,6 +36,7 @@ from scipy import signal
 
 from filters._jit import jit, jit_inline, pick
 from filters.base import Filter, as_block, as_vec3
+from filters.lti import check_nonnegative, check_positive
 
 _ENERGY_ABS_FLOOR_M2 = 1e-16  # (10 nm)^2: keeps the filter well-posed on a motionless input
 
@@ -308,9 +309,8 @@ class AdaptiveKalman(Filter):
             ("trend_accel_time_s", trend_accel_time_s),
             ("max_correction_gain", max_correction_gain),
         ):
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not 0 <= energy_floor <= 1:
+            check_positive(name, value)
+        if not 0 <= check_nonnegative("energy_floor", energy_floor) <= 1:
             raise ValueError(f"energy_floor must be in [0, 1], got {energy_floor!r}")
         self._params = {
             "f_low_hz": float(f_low_hz),
@@ -378,7 +378,7 @@ class AdaptiveKalman(Filter):
         st[self._dyn : self._dyn + F] = _ENERGY_ABS_FLOOR_M2
         # P = 0: the trend starts at rest at the first sample; uncertainty then grows with the
         # process noise, which is relative to the tremor energy, so the filter has no absolute
-        # scale (it behaves the same in metres or micrometres)
+        # scale above the (10 nm)^2 energy floor
 
     def step(self, x: Any) -> np.ndarray:
         return self._step_k(as_vec3(x), self._st)  # type: ignore[no-any-return]
