@@ -263,3 +263,42 @@ def test_console_drives_the_simulated_arm_and_sees_state_force_and_video() -> No
         assert frames[-1].data[:2] == b"\xff\xd8"  # JPEG
     finally:
         assert a.stop() == 0
+
+
+def test_cli_refuses_a_non_loopback_bind_without_keys() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slave_arm.cli",
+            "--driver",
+            "kinematic",
+            "--bind",
+            "tcp://0.0.0.0:5599",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "refusing to bind" in proc.stderr and "--insecure" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_serves_with_curve_keys(tmp_path) -> None:
+    from network.security import ClientSecurity, generate_keypair
+
+    _, arm_secret = generate_keypair(tmp_path / "keys", "arm")
+    alice_public, alice_secret = generate_keypair(tmp_path / "keys", "alice")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "alice.key").write_bytes(alice_public.read_bytes())
+    a = ArmProcess("kinematic", "--server-key", str(arm_secret), "--allowed-clients", str(allowed))
+    try:
+        sec = ClientSecurity(alice_secret, tmp_path / "keys" / "arm.key")
+        with ConsoleLink(LinkConfig(endpoint=a.endpoint), name="alice", security=sec) as link:
+            engage(link)
+            stream(link, [offset(0.005)] * 60)
+            assert link.latest_state.state.setpoint_cp[0] == pytest.approx(0.005, abs=1e-6)
+    finally:
+        assert a.stop() == 0
