@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from network.protocol import ArmDescription, CameraDescription
 from sim.kinematics import (
     JOINT_LOWER,
     JOINT_NAMES,
@@ -45,7 +44,9 @@ from sim.kinematics import (
 from sim.scene import BOARD_TOP_Z, PEG_HEIGHT_M, peg_positions
 from sim.world import ArmSample, SimWorld
 from slave_arm.driver import (
+    ArmDescription,
     ArmDriver,
+    CameraDescription,
     CartesianReading,
     DriverError,
     JawReading,

@@ -31,7 +31,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from network.protocol import ArmDescription
+from network.protocol import ArmDescription, CameraDescription
+
+# Drivers describe themselves with these (re-exported here so a driver package, the simulator
+# included, needs nothing but slave_arm).
+__all__ = [
+    "ArmDescription",
+    "ArmDriver",
+    "CameraDescription",
+    "CartesianReading",
+    "DriverError",
+    "JawReading",
+    "JointReading",
+    "NotEnabledError",
+    "OperatingState",
+    "WrenchReading",
+    "check_jaw_arg",
+    "check_pose_arg",
+]
 
 
 class OperatingState(enum.StrEnum):
