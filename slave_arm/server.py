@@ -99,6 +99,7 @@ class ArmServer:
         self._last_frame_seq = -1
         self._consecutive_errors = 0
         self._record_ik = record_ik_error and hasattr(driver, "ik_error_m")
+        self._counter_keys: dict[str, str] = {}  # safety flag -> state counter name, built once
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, seconds: float | None = None) -> ServerStats:
@@ -177,11 +178,16 @@ class ArmServer:
             raise DriverError(f"the driver failed 3 ticks in a row, last: {exc}") from exc
 
     # -- publishing ------------------------------------------------------------------------------
+    def _counter_key(self, flag: str) -> str:
+        key = self._counter_keys[flag] = f"safety_{flag}"
+        return key
+
     def _publish(self, flags: tuple[str, ...]) -> None:
         d = self.driver
         js = d.measured_js()
         jaw = d.measured_jaw()
-        counters = {f"safety_{k}": v for k, v in self.safety.counters.items()}
+        keys = self._counter_keys
+        counters = {keys.get(k) or self._counter_key(k): v for k, v in self.safety.counters.items()}
         counters["driver_errors"] = self.stats.driver_errors
         self.link.publish_state(
             operating_state=d.operating_state.value,
