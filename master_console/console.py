@@ -1,0 +1,236 @@
+"""The console loop: device → tremor filter → clutch and scaling → command → link, at 1 kHz.
+
+Each tick, on absolute deadlines (the waiting happens inside ``ConsoleLink.service_until``,
+which handles arrivals as they come and spins only for the last ~100 µs):
+
+1. take the device's newest sample (read on its own thread);
+2. filter the master position (``filters.make_filter``, default ``"default"``);
+3. clutch and scaling (:class:`filters.MotionScaler`): motion only while the operator is present,
+   the clutch is engaged and the link is not LOST; engaging anchors on the arm's current
+   setpoint, so the arm never jumps;
+4. send the absolute target (or, when not engaged, the arm's own setpoint with the clutch out);
+5. take the newest state; a state acknowledging a command closes the end-to-end measurement
+   (input sample time → applied in the arm → state back at the console).
+
+On link LOST the console stops sending motion, logs it loudly, and needs a re-engage (a clutch
+release and press) after recovery; the arm side independently holds after its watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from filters import Filter, MotionScaler, ScalingConfig, make_filter
+from master_console.devices import InputDevice
+from master_console.recording import Recorder
+from network.link import ConsoleLink
+from network.monitor import Health
+from network.protocol import State, VideoFrame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The console loop's settings; units in the names."""
+
+    rate_hz: float = 1000.0
+    filter_kind: str = "default"
+    scale: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
+
+
+@dataclass
+class ConsoleStats:
+    """What a run measured."""
+
+    ticks: int = 0
+    commands: int = 0
+    lateness_ns: list[int] = field(default_factory=list)
+    e2e_ns: list[int] = field(default_factory=list)
+    video_frames: int = 0
+    video_rx_ns: list[int] = field(default_factory=list)
+    peak_force_n: float = 0.0
+    lost_ticks: int = 0
+
+    def summary(self, link: ConsoleLink) -> dict[str, Any]:
+        lat = np.asarray(self.lateness_ns, dtype=np.float64) / 1e3
+        e2e = np.asarray(self.e2e_ns, dtype=np.float64) / 1e6
+        st = link.stats().to_dict()
+        vt = np.asarray(self.video_rx_ns, dtype=np.float64) / 1e9
+        fps = (len(vt) - 1) / (vt[-1] - vt[0]) if len(vt) > 2 else 0.0
+        last = link.latest_state.state if link.latest_state else None
+        return {
+            "ticks": self.ticks,
+            "commands": self.commands,
+            "loop_lateness_us": _pct(lat, (50, 99, 99.9), ("p50", "p99", "p999")),
+            "e2e_latency_ms": _pct(e2e, (50, 99), ("p50", "p99")),
+            "rtt_ms": {"p50": st["rtt_total_ms"]["p50"], "p99": st["rtt_total_ms"]["p99"]},
+            "commands_applied": len(self.e2e_ns),
+            "video_fps": fps,
+            "video_frames": self.video_frames,
+            "peak_force_n": self.peak_force_n,
+            "health_events": [
+                {"t_ns": t, "health": str(h), "reasons": list(r)}
+                for t, h, r in link.monitor.health_events
+            ],
+            "lost_ticks": self.lost_ticks,
+            "arm_counters": dict(last.counters) if last else {},
+        }
+
+
+def _pct(a: np.ndarray, qs: tuple[float, ...], names: tuple[str, ...]) -> dict[str, float]:
+    if a.size == 0:
+        return dict.fromkeys(names, float("nan"))
+    return {n: float(v) for n, v in zip(names, np.percentile(a, qs), strict=True)}
+
+
+class ConsoleLoop:
+    """Runs the control path for one device and one connected :class:`ConsoleLink`."""
+
+    def __init__(
+        self,
+        device: InputDevice,
+        link: ConsoleLink,
+        config: ConsoleConfig | None = None,
+        recorder: Recorder | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.config = config or ConsoleConfig()
+        self.device = device
+        self.link = link
+        self.recorder = recorder
+        self._clock = clock_ns
+        self.filter: Filter = make_filter(self.config.filter_kind, self.config.rate_hz)
+        self.scaler = MotionScaler(ScalingConfig(scale=self.config.scale))
+        # compile/load every kernel now, not on the first tick of the 1 kHz loop
+        self.filter.step(np.zeros(3))
+        self.filter.reset()
+        probe = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+        self.scaler.step(probe, True, probe)
+        self.scaler.reset()
+        self.stats = ConsoleStats()
+        self._input_t_by_seq: dict[int, int] = {}
+        self._last_acked = 0
+        self._lost = False
+        self._need_release = False
+        self._armed = False
+        link.on_state = self._on_state
+        link.on_video = self._on_video
+
+    # -- callbacks from the link (inside service_until) ----------------------------------------
+    def _on_state(self, st: State, rx_ns: int) -> None:
+        if st.ack_seq > self._last_acked:
+            self._last_acked = st.ack_seq
+            t_in = self._input_t_by_seq.pop(st.ack_seq, None)
+            if t_in is not None:
+                self.stats.e2e_ns.append(rx_ns - t_in)
+        f = float(np.linalg.norm(st.measured_cf[:3]))
+        if f > self.stats.peak_force_n:
+            self.stats.peak_force_n = f
+        if self.recorder is not None:
+            self.recorder.record(
+                "state",
+                rx_ns,
+                seq=st.seq,
+                send_ns=st.send_ns,
+                ack_seq=st.ack_seq,
+                measured_cp=list(st.measured_cp),
+                setpoint_cp=list(st.setpoint_cp),
+                measured_cf=list(st.measured_cf),
+                jaw=st.measured_jaw,
+                flags=list(st.safety_flags),
+            )
+
+    def _on_video(self, frame: VideoFrame, rx_ns: int) -> None:
+        self.stats.video_frames += 1
+        self.stats.video_rx_ns.append(rx_ns)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, seconds: float) -> ConsoleStats:
+        period = round(1e9 / self.config.rate_hz)
+        start = self._clock()
+        deadline = start + period
+        end = start + int(seconds * 1e9)
+        while deadline <= end:
+            self.tick()
+            self.link.service_until(deadline)
+            self.stats.lateness_ns.append(self._clock() - deadline)
+            deadline += period
+        return self.stats
+
+    def tick(self) -> None:
+        link = self.link
+        self.stats.ticks += 1
+        sample = self.device.latest()
+        latest = link.latest_state
+        arm_setpoint = latest.state.setpoint_cp if latest is not None else None
+        lost = link.health() == Health.LOST
+        if lost != self._lost:
+            self._lost = lost
+            if lost:
+                log.error(
+                    "LINK LOST: motion stopped; release and re-engage the clutch after it recovers"
+                )
+                self._need_release = True
+            else:
+                log.warning("link recovered: release and re-engage the clutch to move")
+        if lost:
+            self.stats.lost_ticks += 1
+        if sample is None or sample.pose is None or arm_setpoint is None:
+            return
+        pos = self.filter.step(np.ascontiguousarray(sample.pose[:3]))
+        master = np.concatenate([pos, sample.pose[3:]])
+        b = sample.buttons
+        want = b.clutch and b.operator_present and not lost
+        if self._need_release:
+            if not want:
+                self._need_release = False
+            want = False
+        if want and not self._armed:  # the arm moves only after it has seen the clutch out
+            want = False
+        target = self.scaler.step(master, want, arm_setpoint)
+        engaged = want and target is not None
+        pose = target if engaged else np.asarray(arm_setpoint, dtype=np.float64)
+        cmd = link.send_command(
+            pose,
+            float(np.clip(sample.jaw, -np.pi, np.pi)),
+            clutch_engaged=engaged,
+            operator_present=b.operator_present,
+        )
+        self.stats.commands += 1
+        if not engaged:
+            self._armed = True
+        if engaged:
+            self._input_t_by_seq[cmd.seq] = sample.t_ns
+            if len(self._input_t_by_seq) > 10_000:  # acks lost: forget the oldest
+                for k in list(self._input_t_by_seq)[:5000]:
+                    del self._input_t_by_seq[k]
+        if self.recorder is not None:
+            self.recorder.record(
+                "input",
+                sample.t_ns,
+                pose=sample.pose.tolist(),
+                jaw=sample.jaw,
+                clutch=b.clutch,
+                present=b.operator_present,
+            )
+            self.recorder.record("filtered", cmd.send_ns, pos=pos.tolist())
+            self.recorder.record(
+                "command",
+                cmd.send_ns,
+                seq=cmd.seq,
+                pose=list(cmd.servo_cp),
+                jaw=cmd.servo_jaw,
+                clutch=engaged,
+                present=b.operator_present,
+            )
