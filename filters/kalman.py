@@ -366,6 +366,21 @@ class AdaptiveKalman(Filter):
         self._step_k = pick(_kalman_step, use_numba)
         self._block_k = pick(_kalman_block, use_numba)
         self.reset()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile (or load) every specialisation ``step``/``process`` can hit now, on a scratch
+        state: writable and read-only inputs (device samples are often read-only). Otherwise
+        the first such sample would stall a 1 kHz loop for a compile."""
+        for writable in (True, False):
+            st = self._st.copy()
+            x = np.zeros(3)
+            x.flags.writeable = writable
+            self._step_k(x, st)
+            self._step_k(x, st)
+            X = np.zeros((2, 3))
+            X.flags.writeable = writable
+            self._block_k(X, np.empty((2, 3)), st)
 
     @property
     def params(self) -> dict[str, Any]:

@@ -86,19 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     recorder = Recorder(args.record, metadata={"argv": sys.argv}) if args.record else None
     try:
         hand = SyntheticHand(seed=args.seed)
-        with (
-            hand,
-            ConsoleLink(
-                LinkConfig(endpoint=endpoint), name="master-console", impairment=profile
-            ) as link,
-        ):
-            loop = ConsoleLoop(hand, link, config, recorder)
+        link = ConsoleLink(LinkConfig(endpoint=endpoint), name="master-console", impairment=profile)
+        # build the loop before the handshake: compiling its kernels (seconds on a cold cache)
+        # must not leave a connected console silent long enough to lose control of the arm
+        loop = ConsoleLoop(hand, link, config, recorder)
+        with hand, link:
             print(
                 f"connected to {link.welcome.arm.name} at {endpoint}; running {args.seconds:g} s",
                 flush=True,
             )
             loop.run(args.seconds)
             summary = loop.stats.summary(link)
+            if link.rejected is not None:
+                print(
+                    f"warning: the arm refused us ({link.rejected.code}): {link.rejected.reason}",
+                    file=sys.stderr,
+                )
     except LinkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -108,11 +111,15 @@ def main(argv: list[str] | None = None) -> int:
         if arm_proc is not None:
             stop_local_arm(arm_proc)
     s = summary
+
+    def f(x: object, spec: str) -> str:  # "n/a" for a figure with no samples
+        return "n/a" if x is None or x != x else format(x, spec)
+
     print(
-        f"ticks {s['ticks']}, loop lateness p50 {s['loop_lateness_us']['p50']:.0f} µs "
-        f"p99.9 {s['loop_lateness_us']['p999']:.0f} µs; end-to-end p50 "
-        f"{s['e2e_latency_ms']['p50']:.2f} ms p99 {s['e2e_latency_ms']['p99']:.2f} ms; "
-        f"RTT p50 {s['rtt_ms']['p50']:.2f} ms; applied {s['commands_applied']}; "
+        f"ticks {s['ticks']}, loop lateness p50 {f(s['loop_lateness_us']['p50'], '.0f')} µs "
+        f"p99.9 {f(s['loop_lateness_us']['p999'], '.0f')} µs; end-to-end p50 "
+        f"{f(s['e2e_latency_ms']['p50'], '.2f')} ms p99 {f(s['e2e_latency_ms']['p99'], '.2f')} ms; "
+        f"RTT p50 {f(s['rtt_ms']['p50'], '.2f')} ms; applied {s['commands_applied']}; "
         f"video {s['video_fps']:.1f} fps; peak force {s['peak_force_n']:.2f} N",
         flush=True,
     )

@@ -124,6 +124,7 @@ class ConsoleLoop:
         self._lost = False
         self._need_release = False
         self._armed = False
+        self._reanchor_after_seq = -1
         link.on_state = self._on_state
         link.on_video = self._on_video
 
@@ -196,6 +197,18 @@ class ConsoleLoop:
             if not want:
                 self._need_release = False
             want = False
+        # The arm held (its watchdog saw a gap) while we were engaged: re-anchor and give it the
+        # release/engage edge it needs; anchoring on its setpoint means no jump.
+        st = latest.state
+        if (
+            want
+            and self.scaler.engaged
+            and "wait_reengage" in st.safety_flags
+            and st.seq > self._reanchor_after_seq
+        ):
+            log.warning("the arm held after a gap in our commands: re-anchoring and re-engaging")
+            self._reanchor_after_seq = st.seq + 50  # once per hold, not once per tick
+            self._armed = False
         if want and not self._armed:  # the arm moves only after it has seen the clutch out
             want = False
         target = self.scaler.step(master, want, arm_setpoint)
