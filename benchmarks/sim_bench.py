@@ -141,7 +141,7 @@ def run(seconds: float = 10.0, json_path: str | Path | None = None) -> dict[str,
         raise BenchmarkError(f"the console process failed (exit {console.returncode})")
     c = json.loads(out_text.strip().splitlines()[-1])
     s = server.stats
-    ik = np.asarray(s.ik_error_m[int(2 * desc.control_rate_hz) :]) * 1e3  # after engagement
+    ik = s.ik_error_m.values()[int(2 * desc.control_rate_hz) :] * 1e3  # after engagement
     result: dict[str, Any] = {
         "benchmark": "sim",
         "seconds": seconds,

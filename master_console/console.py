@@ -32,6 +32,7 @@ from master_console.recording import Recorder
 from network.link import ConsoleLink
 from network.monitor import Health
 from network.protocol import State, VideoFrame
+from network.ring import Ring
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,19 @@ class ConsoleStats:
 
     ticks: int = 0
     commands: int = 0
-    lateness_ns: list[int] = field(default_factory=list)
-    e2e_ns: list[int] = field(default_factory=list)
+    lateness_ns: Ring = field(default_factory=Ring)  # the newest 10 minutes of each
+    e2e_ns: Ring = field(default_factory=Ring)
     video_frames: int = 0
-    video_rx_ns: list[int] = field(default_factory=list)
+    video_rx_ns: Ring = field(default_factory=lambda: Ring(36_000))
     peak_force_n: float = 0.0
     lost_ticks: int = 0
+    commands_applied: int = 0
 
     def summary(self, link: ConsoleLink) -> dict[str, Any]:
-        lat = np.asarray(self.lateness_ns, dtype=np.float64) / 1e3
-        e2e = np.asarray(self.e2e_ns, dtype=np.float64) / 1e6
+        lat = self.lateness_ns.values() / 1e3
+        e2e = self.e2e_ns.values() / 1e6
         st = link.stats().to_dict()
-        vt = np.asarray(self.video_rx_ns, dtype=np.float64) / 1e9
+        vt = self.video_rx_ns.values() / 1e9
         fps = (len(vt) - 1) / (vt[-1] - vt[0]) if len(vt) > 2 else 0.0
         last = link.latest_state.state if link.latest_state else None
         return {
@@ -75,7 +77,7 @@ class ConsoleStats:
             "loop_lateness_us": _pct(lat, (50, 99, 99.9), ("p50", "p99", "p999")),
             "e2e_latency_ms": _pct(e2e, (50, 99), ("p50", "p99")),
             "rtt_ms": {"p50": st["rtt_total_ms"]["p50"], "p99": st["rtt_total_ms"]["p99"]},
-            "commands_applied": len(self.e2e_ns),
+            "commands_applied": self.commands_applied,
             "video_fps": fps,
             "video_frames": self.video_frames,
             "peak_force_n": self.peak_force_n,
@@ -135,6 +137,7 @@ class ConsoleLoop:
             t_in = self._input_t_by_seq.pop(st.ack_seq, None)
             if t_in is not None:
                 self.stats.e2e_ns.append(rx_ns - t_in)
+                self.stats.commands_applied += 1
         f = float(np.linalg.norm(st.measured_cf[:3]))
         if f > self.stats.peak_force_n:
             self.stats.peak_force_n = f

@@ -30,6 +30,7 @@ import numpy as np
 
 from network.link import ArmLink, ReceivedCommand
 from network.protocol import JointState
+from network.ring import Ring
 from slave_arm.driver import ArmDriver, DriverError
 from slave_arm.safety import SafetyConfig, SafetySupervisor
 
@@ -48,8 +49,8 @@ class ServerStats:
     holds: int = 0
     driver_errors: int = 0
     video_frames: int = 0
-    lateness_us: list[float] = field(default_factory=list)
-    ik_error_m: list[float] = field(default_factory=list)
+    lateness_us: Ring = field(default_factory=Ring)  # the newest 10 minutes of ticks
+    ik_error_m: Ring = field(default_factory=Ring)
 
     def real_time_factor(self, rate_hz: float) -> float:
         """Simulated (ticked) time over wall time while serving: 1.0 means it kept up."""
@@ -57,7 +58,7 @@ class ServerStats:
         return self.ticks / rate_hz / wall if wall > 0 else float("nan")
 
     def summary(self) -> dict[str, Any]:
-        lat = np.asarray(self.lateness_us)
+        lat = self.lateness_us.values()
         return {
             "ticks": self.ticks,
             "overruns": self.overruns,
