@@ -59,7 +59,8 @@ def as_vec3(x: Any) -> np.ndarray:
     """
     if type(x) is np.ndarray and x.dtype == _F64 and x.shape == (3,) and x.flags.c_contiguous:
         return x
-    a = np.asarray(x, dtype=np.float64)
+    # contiguous, so kernels only ever see contiguous inputs (one compiled version fewer)
+    a = np.ascontiguousarray(x, dtype=np.float64)
     if a.shape != (3,):
         raise ValueError(f"expected a 3-vector (x, y, z), got shape {a.shape}")
     if not np.isfinite(a).all():

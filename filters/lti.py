@@ -183,14 +183,14 @@ class KernelFilter(Filter):
         """Call both kernels on scratch copies, so compiling (or loading numba's on-disk cache)
         happens here, at construction, and never on the first ``step`` of a real-time loop.
 
-        numba compiles one version per input type, so the inputs ``step`` and ``process`` pass
-        on are all warmed: C-contiguous, read-only (``np.frombuffer`` of a received message) and,
-        for ``step``, strided (a view such as ``pose[:3:1]`` of a wider array is passed on as is).
+        numba compiles one version per input type, so both inputs ``step`` and ``process`` pass
+        on are warmed: C-contiguous and read-only (``np.frombuffer`` of a received message);
+        ``as_vec3``/``as_block`` make everything else contiguous.
         """
         scratch = tuple(a.copy() for a in self._initial)
         readonly = np.zeros(3)
         readonly.flags.writeable = False
-        for x in (np.zeros(3), readonly, np.zeros(6)[::2]):
+        for x in (np.zeros(3), readonly):
             self._kstep(x, np.zeros(3), *scratch)
         block = np.zeros((1, 3))
         self._kblock(block, np.zeros((1, 3)), *scratch)

@@ -177,7 +177,7 @@ def test_step_takes_any_3_vector(kind: str) -> None:
     X = realistic(8, seed=11)
     ref = make_filter(kind, FS).process(X)
     f = make_filter(kind, FS)
-    kstep = getattr(f, "_kstep", None)
+    kstep = getattr(f, "_kstep", None) or getattr(f, "_step_k", None)
     versions = len(getattr(kstep, "signatures", ()))
     readonly = X[3].copy()
     readonly.flags.writeable = False
