@@ -423,6 +423,17 @@ class MotionScaler:
         self._engaged = False
         self._clamped = False
 
+    def warm_up(self) -> None:
+        """Run every path once (engage, follow, release, idle) with read-only and writable
+        inputs, so no kernel compiles inside a real-time loop, then :meth:`reset`."""
+        pose = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+        frozen = pose.copy()
+        frozen.setflags(write=False)
+        for p in (pose, frozen):
+            for engaged in (True, True, False, False):
+                self.step(p, engaged, p)
+        self.reset()
+
     # -- clutch -----------------------------------------------------------------------------
     def engage(self, master_pose: Any, arm_pose: Any) -> np.ndarray:
         """Clutch in: anchor the master pose and the arm pose (the arm's measured or last

@@ -18,11 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from master_console.console import ConsoleConfig, ConsoleLoop
+from master_console.console import ConsoleConfig, ConsoleLoop, heartbeat_monitor_config
 from master_console.recording import Recorder
 from master_console.synthetic import SyntheticHand
 from network.impairment import get_profile
 from network.link import ConsoleLink, LinkConfig, LinkError, free_tcp_endpoint
+from network.realtime import CONSOLE_PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=0.2, help="motion scale (0.2 = 5:1)")
     p.add_argument("--seed", type=int, default=0, help="synthetic hand seed")
     p.add_argument("--record", help="record the session to this file")
+    p.add_argument(
+        "--rt-priority",
+        type=int,
+        default=CONSOLE_PRIORITY,
+        help="SCHED_FIFO priority of the 1 kHz loop where permitted (0 = normal scheduling)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(
@@ -75,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seconds must be > 0")
     try:
         profile = get_profile(args.profile) if args.profile else None
-        config = ConsoleConfig(filter_kind=args.filter, scale=args.scale)
+        config = ConsoleConfig(
+            filter_kind=args.filter, scale=args.scale, rt_priority=args.rt_priority or None
+        )
     except ValueError as exc:
         p.error(str(exc))
     arm_proc = None
@@ -86,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     recorder = Recorder(args.record, metadata={"argv": sys.argv}) if args.record else None
     try:
         hand = SyntheticHand(seed=args.seed)
-        link = ConsoleLink(LinkConfig(endpoint=endpoint), name="master-console", impairment=profile)
+        link_config = LinkConfig(endpoint=endpoint)
+        link = ConsoleLink(
+            link_config,
+            name="master-console",
+            impairment=profile,
+            monitor_config=heartbeat_monitor_config(link_config),
+        )
         # build the loop before the handshake: compiling its kernels (seconds on a cold cache)
         # must not leave a connected console silent long enough to lose control of the arm
         loop = ConsoleLoop(hand, link, config, recorder)
@@ -97,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             loop.run(args.seconds)
             summary = loop.stats.summary(link)
+            if loop.realtime is not None:
+                summary["realtime"] = loop.realtime.to_dict()
             if link.rejected is not None:
                 print(
                     f"warning: the arm refused us ({link.rejected.code}): {link.rejected.reason}",

@@ -29,9 +29,10 @@ import numpy as np
 from filters import Filter, MotionScaler, ScalingConfig, make_filter
 from master_console.devices import InputDevice
 from master_console.recording import Recorder
-from network.link import ConsoleLink
-from network.monitor import Health
+from network.link import ConsoleLink, LinkConfig
+from network.monitor import Health, MonitorConfig
 from network.protocol import State, VideoFrame
+from network.realtime import RealtimeReport, enter_realtime, leave_realtime
 from network.ring import Ring
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,19 @@ class ConsoleConfig:
     rate_hz: float = 1000.0
     filter_kind: str = "default"
     scale: float = 0.2
+    link_stats_hz: float = 2.0  # how often the link's statistics are computed (~0.5 ms each)
+    rt_priority: int | None = None  # SCHED_FIFO priority of the loop where permitted; None: off
+    cpus: tuple[int, ...] | None = None  # pin the loop thread to these CPUs; None: unpinned
 
     def __post_init__(self) -> None:
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
+        if not self.link_stats_hz > 0:
+            raise ValueError(f"link_stats_hz must be > 0, got {self.link_stats_hz}")
+
+
+#: The sections of a tick timed separately (µs, ``ConsoleStats.section_us``).
+SECTIONS = ("device", "filter", "command", "record")
 
 
 @dataclass
@@ -63,6 +73,10 @@ class ConsoleStats:
     peak_force_n: float = 0.0
     lost_ticks: int = 0
     commands_applied: int = 0
+    # per-section work per tick (µs): where a tick's time goes, for finding what makes it late
+    section_us: dict[str, Ring] = field(
+        default_factory=lambda: {k: Ring() for k in ("tick", *SECTIONS)}
+    )
 
     def summary(self, link: ConsoleLink) -> dict[str, Any]:
         lat = self.lateness_ns.values() / 1e3
@@ -86,8 +100,24 @@ class ConsoleStats:
                 for t, h, r in link.monitor.health_events
             ],
             "lost_ticks": self.lost_ticks,
+            "section_us": {
+                k: _pct(r.values(), (50, 99, 100), ("p50", "p99", "max"))
+                for k, r in self.section_us.items()
+            },
             "arm_counters": dict(last.counters) if last else {},
         }
+
+
+def heartbeat_monitor_config(link: LinkConfig, **overrides: Any) -> MonitorConfig:
+    """The console's link-health thresholds, tied to the heartbeat period.
+
+    The arm promises to send something (a state, else a heartbeat) at least once per heartbeat
+    interval; the console calls the link DEGRADED after one silent interval and LOST after two
+    (40 ms with the reference 20 ms; states normally arrive every millisecond). LOST stops the
+    surgeon's motion and needs a re-engage; the arm holds on its own after its watchdog.
+    """
+    hb = link.heartbeat_interval_ms
+    return MonitorConfig(**{"degraded_silence_ms": hb, "lost_silence_ms": 2 * hb, **overrides})
 
 
 def _pct(a: np.ndarray, qs: tuple[float, ...], names: tuple[str, ...]) -> dict[str, float]:
@@ -117,10 +147,13 @@ class ConsoleLoop:
         # compile/load every kernel now, not on the first tick of the 1 kHz loop
         self.filter.step(np.zeros(3))
         self.filter.reset()
-        probe = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
-        self.scaler.step(probe, True, probe)
-        self.scaler.reset()
+        self.scaler.warm_up()
         self.stats = ConsoleStats()
+        self.realtime: RealtimeReport | None = None
+        #: the newest ``link.stats().to_dict()``, refreshed at ``link_stats_hz`` between ticks
+        self.link_stats: dict[str, Any] | None = None
+        self._link_stats_due_ns = 0
+        self._link_stats_period_ns = round(1e9 / self.config.link_stats_hz)
         self._input_t_by_seq: dict[int, int] = {}
         self._last_acked = 0
         self._lost = False
@@ -158,15 +191,54 @@ class ConsoleLoop:
     def _on_video(self, frame: VideoFrame, rx_ns: int) -> None:
         self.stats.video_frames += 1
         self.stats.video_rx_ns.append(rx_ns)
+        rec = self.recorder
+        if rec is not None and rec.record_video:
+            rec.record(
+                "video",
+                rx_ns,
+                seq=frame.seq,
+                capture_ns=frame.capture_ns,
+                width=frame.width,
+                height=frame.height,
+                jpeg=frame.jpeg,
+            )
+
+    def _event(self, text: str, level: int = logging.WARNING) -> None:
+        log.log(level, "%s", text)
+        if self.recorder is not None:
+            self.recorder.record("event", self._clock(), text=text)
+
+    def _refresh_link_stats(self, now_ns: int) -> None:
+        """Compute the link's statistics when due (they cost ~0.5 ms: a few times a second,
+        after the tick's work, never inside it) and record them."""
+        if now_ns < self._link_stats_due_ns:
+            return
+        self._link_stats_due_ns = now_ns + self._link_stats_period_ns
+        self.link_stats = self.link.stats().to_dict()
+        if self.recorder is not None:
+            self.recorder.record("link", now_ns, stats=self.link_stats)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, seconds: float) -> ConsoleStats:
+        """Tick for ``seconds`` on absolute deadlines (real-time priority if configured)."""
+        cfg = self.config
+        self.realtime = enter_realtime(cfg.rt_priority, cfg.cpus, who="console loop")
+        try:
+            return self._run(seconds)
+        finally:
+            leave_realtime()
+
+    def _run(self, seconds: float) -> ConsoleStats:
         period = round(1e9 / self.config.rate_hz)
         start = self._clock()
         deadline = start + period
         end = start + int(seconds * 1e9)
+        tick_us = self.stats.section_us["tick"]
         while deadline <= end:
+            t0 = time.perf_counter_ns()
             self.tick()
+            tick_us.append((time.perf_counter_ns() - t0) / 1e3)
+            self._refresh_link_stats(self._clock())
             self.link.service_until(deadline)
             self.stats.lateness_ns.append(self._clock() - deadline)
             deadline += period
@@ -175,6 +247,7 @@ class ConsoleLoop:
     def tick(self) -> None:
         link = self.link
         self.stats.ticks += 1
+        t0 = time.perf_counter_ns()
         sample = self.device.latest()
         latest = link.latest_state
         arm_setpoint = latest.state.setpoint_cp if latest is not None else None
@@ -182,17 +255,20 @@ class ConsoleLoop:
         if lost != self._lost:
             self._lost = lost
             if lost:
-                log.error(
-                    "LINK LOST: motion stopped; release and re-engage the clutch after it recovers"
+                self._event(
+                    "LINK LOST: motion stopped; release and re-engage the clutch after it recovers",
+                    logging.ERROR,
                 )
                 self._need_release = True
             else:
-                log.warning("link recovered: release and re-engage the clutch to move")
+                self._event("link recovered: release and re-engage the clutch to move")
         if lost:
             self.stats.lost_ticks += 1
         if sample is None or sample.pose is None or arm_setpoint is None:
             return
+        t1 = time.perf_counter_ns()
         pos = self.filter.step(np.ascontiguousarray(sample.pose[:3]))
+        t2 = time.perf_counter_ns()
         master = np.concatenate([pos, sample.pose[3:]])
         b = sample.buttons
         want = b.clutch and b.operator_present and not lost
@@ -209,7 +285,7 @@ class ConsoleLoop:
             and "wait_reengage" in st.safety_flags
             and st.seq > self._reanchor_after_seq
         ):
-            log.warning("the arm held after a gap in our commands: re-anchoring and re-engaging")
+            self._event("the arm held after a gap in our commands: re-anchoring and re-engaging")
             self._reanchor_after_seq = st.seq + 50  # once per hold, not once per tick
             self._armed = False
         if want and not self._armed:  # the arm moves only after it has seen the clutch out
@@ -231,6 +307,11 @@ class ConsoleLoop:
             if len(self._input_t_by_seq) > 10_000:  # acks lost: forget the oldest
                 for k in list(self._input_t_by_seq)[:5000]:
                     del self._input_t_by_seq[k]
+        t3 = time.perf_counter_ns()
+        sec = self.stats.section_us
+        sec["device"].append((t1 - t0) / 1e3)
+        sec["filter"].append((t2 - t1) / 1e3)
+        sec["command"].append((t3 - t2) / 1e3)
         if self.recorder is not None:
             self.recorder.record(
                 "input",
@@ -240,6 +321,7 @@ class ConsoleLoop:
                 clutch=b.clutch,
                 present=b.operator_present,
             )
+            sec["record"].append((time.perf_counter_ns() - t3) / 1e3)
             self.recorder.record("filtered", cmd.send_ns, pos=pos.tolist())
             self.recorder.record(
                 "command",
@@ -250,3 +332,4 @@ class ConsoleLoop:
                 clutch=engaged,
                 present=b.operator_present,
             )
+            sec["record"].append((time.perf_counter_ns() - t3) / 1e3)

@@ -327,6 +327,10 @@ def _camera_main(config: dict[str, Any], ctl: Any, state: Any, buf: Any, stop: A
     from sim.scene import build_scene, load_arm
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    # Rendering is best effort: yield the CPU to the 1 kHz loops (the arm's and a local
+    # console's) whenever they want it. Frames come a little later under load, physics never.
+    with contextlib.suppress(OSError):
+        os.nice(5)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # PyBullet's renderers chatter on stdout; nothing of ours goes there
     os.close(devnull)

@@ -23,6 +23,7 @@ from typing import Any
 
 from network.impairment import get_profile
 from network.link import DEFAULT_ENDPOINT, ArmLink, LinkConfig
+from network.realtime import SERVER_PRIORITY
 from network.security import InsecureBindError, KeyFileError, ServerSecurity
 from slave_arm.driver import ArmDriver
 from slave_arm.safety import SafetyConfig
@@ -78,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allowed-clients", help="directory of allowed console public keys")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys")
     p.add_argument("--json", dest="json_path", help="write a run summary here at exit")
+    p.add_argument(
+        "--rt-priority",
+        type=int,
+        default=SERVER_PRIORITY,
+        help="SCHED_FIFO priority of the 1 kHz loop where permitted (0 = normal scheduling; "
+        "TELESURGERY_RT=0 also turns it off)",
+    )
+    p.add_argument("--cpu", type=int, action="append", help="pin the loop to this CPU (repeat)")
     p.add_argument("--list-drivers", action="store_true", help="list installed drivers and exit")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -119,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             with link:
                 print(f"READY {args.bind}", flush=True)  # for scripts and tests
-                server = ArmServer(driver, link, SafetyConfig(watchdog_ms=args.watchdog_ms))
+                server = ArmServer(
+                    driver,
+                    link,
+                    SafetyConfig(watchdog_ms=args.watchdog_ms),
+                    rt_priority=args.rt_priority or None,
+                    cpus=tuple(args.cpu) if args.cpu else None,
+                )
                 stats = server.run(stop, args.seconds)
                 driver.hold()
                 driver.disable()
@@ -127,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = stats.summary()
+    if server.realtime is not None:
+        summary["realtime"] = server.realtime.to_dict()
     log.info("stopped: %s", json.dumps(summary))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(summary, indent=2))

@@ -30,6 +30,7 @@ import numpy as np
 
 from network.link import ArmLink, ReceivedCommand
 from network.protocol import JointState
+from network.realtime import RealtimeReport, enter_realtime, leave_realtime
 from network.ring import Ring
 from slave_arm.driver import ArmDriver, DriverError
 from slave_arm.safety import SafetyConfig, SafetySupervisor
@@ -84,8 +85,13 @@ class ArmServer:
         safety: SafetyConfig | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         record_ik_error: bool = False,
+        rt_priority: int | None = None,
+        cpus: tuple[int, ...] | None = None,
     ) -> None:
         self.driver = driver
+        self.rt_priority = rt_priority
+        self.cpus = cpus
+        self.realtime: RealtimeReport | None = None
         self.link = link
         desc = driver.description
         self.rate_hz = desc.control_rate_hz
@@ -104,8 +110,20 @@ class ArmServer:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, seconds: float | None = None) -> ServerStats:
-        """Serve until ``stop`` is set or ``seconds`` pass. The driver is enabled on entry."""
+        """Serve until ``stop`` is set or ``seconds`` pass. The driver is enabled on entry.
+
+        With ``rt_priority`` set, the calling thread asks for SCHED_FIFO while it serves (see
+        :mod:`network.realtime`; skipped with a warning where not permitted).
+        """
         stop = stop or threading.Event()
+        self.realtime = enter_realtime(self.rt_priority, self.cpus, who="arm server")
+        try:
+            return self._serve(stop, seconds)
+        finally:
+            if self.realtime.policy == "fifo" or self.realtime.gc_frozen:
+                leave_realtime()
+
+    def _serve(self, stop: threading.Event, seconds: float | None) -> ServerStats:
         if self.driver.operating_state.value != "ENABLED":
             self.driver.enable()
         start = self._clock()
