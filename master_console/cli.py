@@ -1,37 +1,53 @@
 """``master-console``: the surgeon's console.
 
-    master-console --sim [--seconds S --json OUT]       # local simulated arm on loopback
-    master-console --connect tcp://HOST:PORT --input synthetic
+    master-console --sim                                  # local simulated arm on loopback
+    master-console --connect tcp://HOST:PORT --input joystick
+    master-console --sim --input synthetic --seconds 30 --json OUT --profile lan
 
-``--sim`` starts ``slave-arm --driver sim`` on a free loopback port and connects to it. For now
-the input is the synthetic surgeon hand (``--input synthetic``): a seeded hand with reaches and
-physiological tremor; joystick, SpaceMouse, glove, keyboard and replay inputs come next.
+``--sim`` starts ``slave-arm --driver sim`` on a free loopback port and connects to it. Inputs:
+``synthetic`` (a seeded surgeon hand with physiological tremor; the default, for headless runs),
+``keyboard`` (in the console window), ``glove`` (the data-glove stream, docs/PROTOCOL.md §12),
+``replay`` (a recording), ``joystick`` and ``spacemouse``. Settings come from ``--config FILE``
+(TOML, see ``master_console/config.py``); flags override the file. The display opens a window
+where there is a screen and writes PNG snapshots otherwise (``--snapshots DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
+from master_console.config import (
+    INPUTS,
+    ConfigError,
+    ConsoleSettings,
+    filter_kind,
+    load_settings,
+    make_device,
+)
 from master_console.console import ConsoleConfig, ConsoleLoop, heartbeat_monitor_config
 from master_console.recording import Recorder
-from master_console.synthetic import SyntheticHand
 from network.impairment import get_profile
 from network.link import ConsoleLink, LinkConfig, LinkError, free_tcp_endpoint
-from network.realtime import CONSOLE_PRIORITY
+from network.security import ClientSecurity, KeyFileError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SNAPSHOTS = "results/console"
 
-def start_local_arm(endpoint: str) -> subprocess.Popen:
+
+def start_local_arm(endpoint: str, *extra: str) -> subprocess.Popen:
     """``slave-arm --driver sim`` on ``endpoint``; returns once it serves (READY)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "slave_arm.cli", "--driver", "sim", "--bind", endpoint],
+        [sys.executable, "-m", "slave_arm.cli", "--driver", "sim", "--bind", endpoint, *extra],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -53,64 +69,201 @@ def stop_local_arm(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="master-console", description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--sim", action="store_true", help="start a local simulated arm")
+    where.add_argument("--sim", action="store_true", help="start a local simulated arm (default)")
     where.add_argument("--connect", help="the arm's base endpoint, tcp://HOST:PORT")
-    p.add_argument("--input", default="synthetic", choices=["synthetic"], help="input device")
-    p.add_argument("--seconds", type=float, default=10.0, help="run this long")
+    p.add_argument("--config", help="console settings (TOML); flags override it")
+    p.add_argument("--input", choices=INPUTS, help="input device (default: synthetic)")
+    p.add_argument("--replay", help="--input replay: a console recording (.rec) or .npz")
+    p.add_argument("--glove", help="--input glove: the glove's endpoint (tcp://HOST:5580)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--json", dest="json_path", help="write the run summary here")
     p.add_argument("--profile", help="network impairment profile applied at the console")
-    p.add_argument("--filter", default="default", help="tremor filter kind")
-    p.add_argument("--scale", type=float, default=0.2, help="motion scale (0.2 = 5:1)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic hand seed")
+    p.add_argument(
+        "--filter",
+        help="tremor filter kind, or none (default: 'default' for pose devices, none for rate "
+        "devices)",
+    )
+    p.add_argument("--scale", type=float, help="motion scale (default 0.2 = 5:1)")
+    p.add_argument("--seed", type=int, help="synthetic hand seed")
     p.add_argument("--record", help="record the session to this file")
+    p.add_argument("--record-video", action="store_true", help="also record the video frames")
+    p.add_argument(
+        "--display",
+        choices=("auto", "window", "headless", "off"),
+        help="console display: a window where there is a screen, PNG snapshots otherwise",
+    )
+    p.add_argument("--snapshots", help="headless display: write PNG snapshots to this folder")
+    p.add_argument(
+        "--force-feedback", action="store_true", help="render the instrument force on the device"
+    )
+    p.add_argument("--console-key", help="CURVE: this console's NAME.key_secret")
+    p.add_argument("--arm-key", help="CURVE: the arm's public NAME.key")
     p.add_argument(
         "--rt-priority",
         type=int,
-        default=CONSOLE_PRIORITY,
-        help="SCHED_FIFO priority of the 1 kHz loop where permitted (0 = normal scheduling)",
+        help="SCHED_FIFO priority of the 1 kHz loop where permitted (default 30; 0 = off)",
     )
     p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> ConsoleSettings:
+    """The file's settings (or the defaults) with the flags given on top."""
+    s = load_settings(args.config)
+    console: dict[str, Any] = {}
+    if args.filter is not None:
+        console["filter"] = args.filter
+    if args.scale is not None:
+        console["scale"] = args.scale
+    if args.rt_priority is not None:
+        console["rt_priority"] = args.rt_priority
+    if console:
+        s = s.replace("console", **console)
+    link: dict[str, Any] = {}
+    if args.connect:
+        link["endpoint"] = args.connect
+    if args.profile is not None:
+        link["profile"] = args.profile
+    if args.console_key:
+        link["console_key"] = args.console_key
+    if args.arm_key:
+        link["arm_public_key"] = args.arm_key
+    if link:
+        s = s.replace("link", **link)
+    if args.input:
+        s = s.replace("input", device=args.input)
+    if args.seed is not None:
+        s = s.replace("synthetic", seed=args.seed)
+    if args.replay:
+        s = s.replace("replay", path=args.replay)
+    if args.glove:
+        s = s.replace("glove", endpoint=args.glove)
+    if args.record:
+        s = s.replace("record", path=args.record)
+    if args.record_video:
+        s = s.replace("record", video=True)
+    if args.display or args.snapshots:
+        d: dict[str, Any] = {}
+        if args.display:
+            d["mode"] = args.display
+        if args.snapshots:
+            d["snapshot_dir"] = args.snapshots
+        s = s.replace("display", **d)
+    if args.force_feedback:
+        s = s.replace("force_feedback", enabled=True)
+    s.validate()
+    return s
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    def f(x: object, spec: str) -> str:  # "n/a" for a figure with no samples
+        return "n/a" if x is None or x != x else format(x, spec)
+
+    return (
+        f"ticks {s['ticks']}, loop lateness p50 {f(s['loop_lateness_us']['p50'], '.0f')} µs "
+        f"p99.9 {f(s['loop_lateness_us']['p999'], '.0f')} µs; end-to-end p50 "
+        f"{f(s['e2e_latency_ms']['p50'], '.2f')} ms p99 {f(s['e2e_latency_ms']['p99'], '.2f')} ms; "
+        f"RTT p50 {f(s['rtt_ms']['p50'], '.2f')} ms; applied {s['commands_applied']}; "
+        f"video {s['video_fps']:.1f} fps; peak force {s['peak_force_n']:.2f} N"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s master-console %(levelname)s %(name)s: %(message)s",
     )
-    if args.seconds <= 0:
+    if args.seconds is not None and args.seconds <= 0:
         p.error("--seconds must be > 0")
     try:
-        profile = get_profile(args.profile) if args.profile else None
+        settings = settings_from_args(args)
+        cs = settings.console
+        profile = get_profile(settings.link.profile) if settings.link.profile else None
         config = ConsoleConfig(
-            filter_kind=args.filter, scale=args.scale, rt_priority=args.rt_priority or None
+            rate_hz=cs.rate_hz,
+            filter_kind=filter_kind(settings),
+            scale=cs.scale,
+            link_stats_hz=cs.link_stats_hz,
+            rt_priority=cs.rt_priority or None,
         )
-    except ValueError as exc:
+        security = None
+        if settings.link.console_key or settings.link.arm_public_key:
+            if not (settings.link.console_key and settings.link.arm_public_key):
+                raise ConfigError("CURVE needs both --console-key and --arm-key")
+            security = ClientSecurity(
+                Path(settings.link.console_key), Path(settings.link.arm_public_key)
+            )
+        device = make_device(settings)
+    except (ConfigError, ValueError, KeyFileError, RuntimeError) as exc:
         p.error(str(exc))
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
     arm_proc = None
-    endpoint = args.connect
-    if not endpoint:  # the embedded default: a local simulated arm
+    endpoint = settings.link.endpoint
+    if args.sim or not endpoint:  # the embedded default: a local simulated arm on loopback
         endpoint = free_tcp_endpoint()
         arm_proc = start_local_arm(endpoint)
-    recorder = Recorder(args.record, metadata={"argv": sys.argv}) if args.record else None
+    rec = settings.record
+    recorder = (
+        Recorder(rec.path, metadata={"argv": sys.argv}, record_video=rec.video)
+        if rec.path
+        else None
+    )
+    display = None
+    summary: dict[str, Any] = {}
     try:
-        hand = SyntheticHand(seed=args.seed)
-        link_config = LinkConfig(endpoint=endpoint)
+        from master_console.display import DisplayFeed, resolve_mode
+        from master_console.haptics import ForceFeedback
+
+        display_config = settings.display_config()
+        if resolve_mode(display_config.mode) == "headless" and not display_config.snapshot_dir:
+            # no screen: the same view as PNG snapshots, where the user can find them
+            display_config = dataclasses.replace(display_config, snapshot_dir=DEFAULT_SNAPSHOTS)
+            print(f"no screen: console snapshots go to {DEFAULT_SNAPSHOTS}/latest.png", flush=True)
+        display = DisplayFeed(display_config).start()
+        link_config = LinkConfig(
+            endpoint=endpoint,
+            heartbeat_interval_ms=settings.link.heartbeat_interval_ms,
+            io_rt_priority=max(1, cs.rt_priority - 1) if cs.rt_priority else None,
+        )
         link = ConsoleLink(
             link_config,
             name="master-console",
             impairment=profile,
+            security=security,
             monitor_config=heartbeat_monitor_config(link_config),
         )
         # build the loop before the handshake: compiling its kernels (seconds on a cold cache)
         # must not leave a connected console silent long enough to lose control of the arm
-        loop = ConsoleLoop(hand, link, config, recorder)
-        with hand, link:
+        loop = ConsoleLoop(
+            device,
+            link,
+            config,
+            recorder,
+            force_feedback=ForceFeedback(settings.force_feedback_config(), cs.scale),
+            display=display,
+        )
+        with device, link:
+            how_long = f"{args.seconds:g} s" if args.seconds else "until Ctrl-C"
             print(
-                f"connected to {link.welcome.arm.name} at {endpoint}; running {args.seconds:g} s",
+                f"connected to {link.welcome.arm.name} at {endpoint} with input "
+                f"{settings.input.device}; running {how_long}",
                 flush=True,
             )
-            loop.run(args.seconds)
+            loop.run(args.seconds, stop=stop)
             summary = loop.stats.summary(link)
             if loop.realtime is not None:
                 summary["realtime"] = loop.realtime.to_dict()
@@ -123,23 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        if display is not None:
+            display.stop()
         if recorder is not None:
             recorder.close()
         if arm_proc is not None:
             stop_local_arm(arm_proc)
-    s = summary
-
-    def f(x: object, spec: str) -> str:  # "n/a" for a figure with no samples
-        return "n/a" if x is None or x != x else format(x, spec)
-
-    print(
-        f"ticks {s['ticks']}, loop lateness p50 {f(s['loop_lateness_us']['p50'], '.0f')} µs "
-        f"p99.9 {f(s['loop_lateness_us']['p999'], '.0f')} µs; end-to-end p50 "
-        f"{f(s['e2e_latency_ms']['p50'], '.2f')} ms p99 {f(s['e2e_latency_ms']['p99'], '.2f')} ms; "
-        f"RTT p50 {f(s['rtt_ms']['p50'], '.2f')} ms; applied {s['commands_applied']}; "
-        f"video {s['video_fps']:.1f} fps; peak force {s['peak_force_n']:.2f} N",
-        flush=True,
-    )
+    print(_summary_line(summary), flush=True)
     if args.json_path:
         path = Path(args.json_path)
         path.parent.mkdir(parents=True, exist_ok=True)

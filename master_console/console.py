@@ -19,6 +19,7 @@ release and press) after recovery; the arm side independently holds after its wa
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from filters import Filter, MotionScaler, ScalingConfig, make_filter
-from master_console.devices import InputDevice
+from master_console.devices import InputDevice, KeyboardDevice
+from master_console.display import DisplayFeed
+from master_console.haptics import ForceFeedback
 from master_console.recording import Recorder
 from network.link import ConsoleLink, LinkConfig
-from network.monitor import Health, MonitorConfig
+from network.monitor import Health, LinkStats, MonitorConfig
 from network.protocol import State, VideoFrame
 from network.realtime import RealtimeReport, enter_realtime, leave_realtime
 from network.ring import Ring
@@ -43,17 +46,25 @@ class ConsoleConfig:
     """The console loop's settings; units in the names."""
 
     rate_hz: float = 1000.0
-    filter_kind: str = "default"
+    filter_kind: str = "default"  # a filters.FILTERS kind, or "none"
     scale: float = 0.2
     link_stats_hz: float = 2.0  # how often the link's statistics are computed (~0.5 ms each)
     rt_priority: int | None = None  # SCHED_FIFO priority of the loop where permitted; None: off
     cpus: tuple[int, ...] | None = None  # pin the loop thread to these CPUs; None: unpinned
+    # Phase lock to the arm's servo loop: shift our ticks so a command reaches the arm this long
+    # before the arm's tick publishes it (measured on the arm's clock: network delay and clock
+    # offset do not enter). 0 disables it.
+    arm_wait_target_us: float = 400.0
 
     def __post_init__(self) -> None:
         if not self.rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
         if not self.link_stats_hz > 0:
             raise ValueError(f"link_stats_hz must be > 0, got {self.link_stats_hz}")
+        if not 0 <= self.arm_wait_target_us < 1e6 / self.rate_hz:
+            raise ValueError(
+                f"arm_wait_target_us must be in [0, one period), got {self.arm_wait_target_us}"
+            )
 
 
 #: The sections of a tick timed separately (µs, ``ConsoleStats.section_us``).
@@ -136,22 +147,44 @@ class ConsoleLoop:
         config: ConsoleConfig | None = None,
         recorder: Recorder | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        force_feedback: ForceFeedback | None = None,
+        display: DisplayFeed | None = None,
     ) -> None:
         self.config = config or ConsoleConfig()
+        # force feedback only for devices that can render it, and only when enabled
+        self.force_feedback = (
+            force_feedback
+            if force_feedback is not None
+            and force_feedback.config.enabled
+            and device.has_force_feedback
+            else None
+        )
+        self.display = display
         self.device = device
         self.link = link
         self.recorder = recorder
         self._clock = clock_ns
-        self.filter: Filter = make_filter(self.config.filter_kind, self.config.rate_hz)
+        # "none": rate devices (joystick, SpaceMouse, keyboard) integrate a twist into a smooth
+        # pose with no physiological tremor in it; a tremor filter would only add ringing
+        self.filter: Filter | None = (
+            None
+            if self.config.filter_kind == "none"
+            else make_filter(self.config.filter_kind, self.config.rate_hz)
+        )
         self.scaler = MotionScaler(ScalingConfig(scale=self.config.scale))
         # compile/load every kernel now, not on the first tick of the 1 kHz loop
-        self.filter.step(np.zeros(3))
-        self.filter.reset()
+        if self.filter is not None:
+            self.filter.step(np.zeros(3))
+            self.filter.reset()
         self.scaler.warm_up()
         self.stats = ConsoleStats()
         self.realtime: RealtimeReport | None = None
         #: the newest ``link.stats().to_dict()``, refreshed at ``link_stats_hz`` between ticks
         self.link_stats: dict[str, Any] | None = None
+        self._link_stats_obj: LinkStats | None = None
+        self._arm_wait_ns: list[int] = []
+        self.phase_shifts_us: list[float] = []
+        self._present = False
         self._link_stats_due_ns = 0
         self._link_stats_period_ns = round(1e9 / self.config.link_stats_hz)
         self._input_t_by_seq: dict[int, int] = {}
@@ -171,6 +204,9 @@ class ConsoleLoop:
             if t_in is not None:
                 self.stats.e2e_ns.append(rx_ns - t_in)
                 self.stats.commands_applied += 1
+            if st.ack_rx_ns and len(self._arm_wait_ns) < 4096:
+                # how long our newest command waited in the arm before its tick applied it
+                self._arm_wait_ns.append(st.send_ns - st.ack_rx_ns)
         f = float(np.linalg.norm(st.measured_cf[:3]))
         if f > self.stats.peak_force_n:
             self.stats.peak_force_n = f
@@ -191,6 +227,8 @@ class ConsoleLoop:
     def _on_video(self, frame: VideoFrame, rx_ns: int) -> None:
         self.stats.video_frames += 1
         self.stats.video_rx_ns.append(rx_ns)
+        if self.display is not None:
+            self.display.publish_frame(frame, rx_ns)
         rec = self.recorder
         if rec is not None and rec.record_video:
             rec.record(
@@ -208,37 +246,102 @@ class ConsoleLoop:
         if self.recorder is not None:
             self.recorder.record("event", self._clock(), text=text)
 
+    def _phase_shift_ns(self, period: int) -> int:
+        """How much later to tick so our commands reach the arm ``arm_wait_target_us`` before
+        its tick (0 if close enough or too few samples). Always later, never earlier, so no
+        deadline is ever in the past: a shift of -50 µs is taken as +950 µs, once."""
+        waits = self._arm_wait_ns
+        self._arm_wait_ns = []
+        if len(waits) < 100:
+            return 0
+        err = int(np.median(waits)) - round(self.config.arm_wait_target_us * 1e3)
+        err %= period  # a command that missed a tick waited a whole period longer
+        if min(err, period - err) < period // 10:
+            return 0
+        self.phase_shifts_us.append(err / 1e3)
+        log.info("phase lock to the arm: ticking %.0f µs later", err / 1e3)
+        return err
+
+    def _telemetry(self) -> dict[str, Any]:
+        """What the display shows (built only when the display is due, ~20 times a second)."""
+        from master_console.display import telemetry_from
+
+        lat = self.stats.lateness_ns
+        health = self.link.health()
+        flags = {
+            "health": str(health),
+            "lost": self._lost or self._need_release,
+            "clutch": self.scaler.engaged,
+            "operator_present": self._present,
+            "armed": self._armed,
+            "commands_applied": self.stats.commands_applied,
+            "loop_lateness_p99_us": float(np.percentile(lat.newest(2000), 99)) / 1e3
+            if len(lat)
+            else None,
+        }
+        if self._link_stats_obj is None:
+            return flags
+        return telemetry_from(self.link, None, flags, stats=self._link_stats_obj)
+
+    def _on_key(self, name: str, down: bool) -> None:
+        """A key from the display window: the keyboard device's keys, and Esc to stop."""
+        if isinstance(self.device, KeyboardDevice):
+            if down:
+                self.device.press(name)
+            else:
+                self.device.release(name)
+
     def _refresh_link_stats(self, now_ns: int) -> None:
         """Compute the link's statistics when due (they cost ~0.5 ms: a few times a second,
         after the tick's work, never inside it) and record them."""
         if now_ns < self._link_stats_due_ns:
             return
         self._link_stats_due_ns = now_ns + self._link_stats_period_ns
-        self.link_stats = self.link.stats().to_dict()
+        self._link_stats_obj = self.link.stats()
+        self.link_stats = self._link_stats_obj.to_dict()
         if self.recorder is not None:
             self.recorder.record("link", now_ns, stats=self.link_stats)
 
     # -- the loop ------------------------------------------------------------------------------
-    def run(self, seconds: float) -> ConsoleStats:
-        """Tick for ``seconds`` on absolute deadlines (real-time priority if configured)."""
+    def run(
+        self, seconds: float | None = None, stop: threading.Event | None = None
+    ) -> ConsoleStats:
+        """Tick on absolute deadlines for ``seconds`` (None: until ``stop`` is set or the
+        display asks to quit), at real-time priority if configured."""
         cfg = self.config
         self.realtime = enter_realtime(cfg.rt_priority, cfg.cpus, who="console loop")
         try:
-            return self._run(seconds)
+            return self._run(seconds, stop)
         finally:
             leave_realtime()
 
-    def _run(self, seconds: float) -> ConsoleStats:
+    def _run(self, seconds: float | None, stop: threading.Event | None) -> ConsoleStats:
         period = round(1e9 / self.config.rate_hz)
         start = self._clock()
         deadline = start + period
-        end = start + int(seconds * 1e9)
+        end = start + int(seconds * 1e9) if seconds is not None else None
         tick_us = self.stats.section_us["tick"]
-        while deadline <= end:
+        display = self.display
+        align_every = round(0.5e9 / period) if self.config.arm_wait_target_us > 0 else 0
+        n = 0
+        while end is None or deadline <= end:
+            n += 1
+            if align_every and n % align_every == 0:
+                deadline += self._phase_shift_ns(period)
             t0 = time.perf_counter_ns()
             self.tick()
             tick_us.append((time.perf_counter_ns() - t0) / 1e3)
-            self._refresh_link_stats(self._clock())
+            now = self._clock()
+            self._refresh_link_stats(now)
+            if display is not None:
+                display.publish_telemetry(self._telemetry)
+                for key in display.keys():  # noqa: SIM118 (a method, not a dict)
+                    self._on_key(key.name, key.down)
+                if display.quit_requested:
+                    self._event("the display asked to quit", logging.INFO)
+                    break
+            if stop is not None and stop.is_set():
+                break
             self.link.service_until(deadline)
             self.stats.lateness_ns.append(self._clock() - deadline)
             deadline += period
@@ -267,10 +370,15 @@ class ConsoleLoop:
         if sample is None or sample.pose is None or arm_setpoint is None:
             return
         t1 = time.perf_counter_ns()
-        pos = self.filter.step(np.ascontiguousarray(sample.pose[:3]))
+        pos = (
+            self.filter.step(np.ascontiguousarray(sample.pose[:3]))
+            if self.filter is not None
+            else np.array(sample.pose[:3], dtype=np.float64)
+        )
         t2 = time.perf_counter_ns()
         master = np.concatenate([pos, sample.pose[3:]])
         b = sample.buttons
+        self._present = b.operator_present
         want = b.clutch and b.operator_present and not lost
         if self._need_release:
             if not want:
@@ -302,6 +410,18 @@ class ConsoleLoop:
         self.stats.commands += 1
         if not engaged:
             self._armed = True
+        ff = self.force_feedback
+        if ff is not None:
+            self.device.send_force(
+                ff.step(
+                    sample.t_ns,
+                    st.measured_cf,
+                    st.measured_cp,
+                    sample.pose,  # the raw handle, not the filtered one: the guard needs it
+                    sample.twist,
+                    engaged,
+                )
+            )
         if engaged:
             self._input_t_by_seq[cmd.seq] = sample.t_ns
             if len(self._input_t_by_seq) > 10_000:  # acks lost: forget the oldest

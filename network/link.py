@@ -62,6 +62,7 @@ from network.protocol import (
     decode,
     encode,
 )
+from network.realtime import zmq_context
 from network.security import ClientSecurity, ServerSecurity, check_bind_allowed
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class LinkConfig:
     state_hwm: int = 1000
     video_hwm: int = 4
     close_notice_ms: float = 50.0
+    io_rt_priority: int | None = None  # SCHED_FIFO for ZeroMQ's I/O thread where permitted
 
     def __post_init__(self) -> None:
         channel_endpoints(self.endpoint)  # validates the form
@@ -109,6 +111,9 @@ class LinkConfig:
                 raise ValueError(f"LinkConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.spin_us < 0:
             raise ValueError(f"LinkConfig.spin_us must be >= 0, got {self.spin_us}")
+        p = self.io_rt_priority
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 99):
+            raise ValueError(f"LinkConfig.io_rt_priority must be None or 1..99, got {p!r}")
 
 
 class Channels(NamedTuple):
@@ -283,7 +288,7 @@ class _Endpoint:
     # -- sockets -----------------------------------------------------------------------------
     def _socket(self, kind: int, **opts: Any) -> zmq.Socket:
         if self._ctx is None:
-            self._ctx = zmq.Context()
+            self._ctx = zmq_context(self.config.io_rt_priority)
         sock = self._ctx.socket(kind)
         sock.linger = 0
         for name, value in opts.items():
@@ -728,7 +733,7 @@ class ArmLink(_Endpoint):
         """Bind the three channels. Refuses a non-loopback bind without keys unless insecure."""
         check_bind_allowed(self.config.endpoint, self.security is not None, self.insecure)
         if self._ctx is None:
-            self._ctx = zmq.Context()
+            self._ctx = zmq_context(self.config.io_rt_priority)
         if self.security is not None:
             self._auth = self.security.start(self._ctx)
         self._router = self._socket(zmq.ROUTER, ROUTER_HANDOVER=1, RCVHWM=10000)

@@ -24,6 +24,8 @@ import os
 import threading
 from dataclasses import dataclass
 
+import zmq
+
 log = logging.getLogger(__name__)
 
 #: Default SCHED_FIFO priorities: the console above the arm server (both far below the
@@ -106,8 +108,7 @@ def enter_realtime(
     elif policy == "fifo":
         log.info("%s: SCHED_FIFO priority %d on thread %d", who, prio, threading.get_native_id())
     if freeze_gc:
-        gc.collect()
-        gc.freeze()
+        gc.freeze()  # O(1): no collect first, which could take tens of ms on a big heap
     try:
         got = tuple(sorted(os.sched_getaffinity(0)))
     except (OSError, AttributeError):
@@ -141,6 +142,45 @@ def _lift_other_threads(flags: int, priority: int) -> None:
             pass
 
 
+_fifo_permitted: bool | None = None
+
+
+def fifo_permitted() -> bool:
+    """Whether this process may use SCHED_FIFO (probed once, on a short-lived thread)."""
+    global _fifo_permitted
+    if _fifo_permitted is None:
+        ok = [False]
+
+        def probe() -> None:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+                ok[0] = True
+            except (OSError, AttributeError):
+                pass
+
+        t = threading.Thread(target=probe, name="rt-probe")
+        t.start()
+        t.join()
+        _fifo_permitted = ok[0]
+    return _fifo_permitted
+
+
+def zmq_context(io_priority: int | None = None) -> zmq.Context:
+    """A new ZeroMQ context whose I/O thread runs at SCHED_FIFO ``io_priority`` where permitted.
+
+    The I/O thread moves every message between the socket and the kernel; on a busy machine it
+    otherwise waits behind best-effort work (the camera's renderer, the display) and adds that
+    wait to every round trip. libzmq aborts if it is refused the policy it was given, so it is
+    only given one after :func:`fifo_permitted` said yes.
+    """
+    ctx = zmq.Context()
+    if io_priority is not None and realtime_allowed() and fifo_permitted():
+        ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
+        ctx.set(zmq.THREAD_PRIORITY, int(io_priority))
+    return ctx
+
+
 def leave_realtime() -> None:
     """Return the calling thread to the normal scheduler (after the loop); never raises."""
     if hasattr(os, "SCHED_OTHER"):
@@ -165,7 +205,9 @@ __all__ = [
     "SERVER_PRIORITY",
     "RealtimeReport",
     "enter_realtime",
+    "fifo_permitted",
     "leave_realtime",
     "lower_priority",
     "realtime_allowed",
+    "zmq_context",
 ]

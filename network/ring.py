@@ -34,5 +34,15 @@ class Ring:
             return self._a[: self._n].copy()
         return np.concatenate([self._a[self._i :], self._a[: self._i]])
 
+    def newest(self, n: int) -> np.ndarray:
+        """The newest ``min(n, len)`` samples, oldest first (a copy; O(n), not O(capacity))."""
+        n = min(max(n, 0), self._n)
+        if n == 0:
+            return self._a[:0].copy()
+        start = self._i - n
+        if start >= 0:
+            return self._a[start : self._i].copy()
+        return np.concatenate([self._a[start:], self._a[: self._i]])
+
     def __len__(self) -> int:
         return self._n

@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with driver:
             link = ArmLink(
-                LinkConfig(endpoint=args.bind, controller_timeout_ms=args.controller_timeout_ms),
+                LinkConfig(
+                    endpoint=args.bind,
+                    controller_timeout_ms=args.controller_timeout_ms,
+                    io_rt_priority=max(1, args.rt_priority - 1) if args.rt_priority else None,
+                ),
                 driver.description,
                 security=security,
                 insecure=args.insecure,

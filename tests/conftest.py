@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
@@ -105,3 +106,18 @@ def arm_thread() -> Iterator[Callable[..., ArmThread]]:
     yield start
     for t in started:
         t.stop()
+
+
+@pytest.fixture(autouse=True)
+def _frozen_heap_for_timing_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Slow tests measure real time: freeze the test process's heap first (as the real-time
+    loops do), so a full garbage collection of the ~200k objects that the GUI, numba and
+    PyBullet imports leave in a long pytest session (~0.15 s) cannot land inside a measurement."""
+    if request.node.get_closest_marker("slow") is None:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -31,8 +32,14 @@ def test_master_console_drives_the_sim_arm(tmp_path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # no screen here: the display rendered the console view to PNG snapshots instead
+    assert "no screen: console snapshots go to results/console/latest.png" in proc.stdout
+    snap = tmp_path / "results" / "console" / "latest.png"
+    assert snap.exists()
+    assert plt.imread(snap).shape[:2] == (720, 1280)
     s = json.loads(out.read_text())
     for key in (
         "ticks",
