@@ -35,7 +35,7 @@ from master_console.recording import Recorder
 from network.link import ConsoleLink, LinkConfig
 from network.monitor import Health, LinkStats, MonitorConfig
 from network.protocol import State, VideoFrame
-from network.realtime import RealtimeReport, enter_realtime, leave_realtime
+from network.realtime import RealtimeReport, collect_garbage, enter_realtime, leave_realtime
 from network.ring import Ring
 
 log = logging.getLogger(__name__)
@@ -323,11 +323,14 @@ class ConsoleLoop:
         tick_us = self.stats.section_us["tick"]
         display = self.display
         align_every = round(0.5e9 / period) if self.config.arm_wait_target_us > 0 else 0
+        gc_every = max(2, round(0.2e9 / period))
         n = 0
         while end is None or deadline <= end:
             n += 1
             if align_every and n % align_every == 0:
                 deadline += self._phase_shift_ns(period)
+            if n % gc_every == gc_every // 2:  # off the phase of the link statistics
+                collect_garbage()
             t0 = time.perf_counter_ns()
             self.tick()
             tick_us.append((time.perf_counter_ns() - t0) / 1e3)

@@ -43,6 +43,7 @@ class RealtimeReport:
     cpus: tuple[int, ...]
     gc_frozen: bool
     reason: str = ""  # why real-time was not obtained, if it was not
+    memory_locked: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +52,7 @@ class RealtimeReport:
             "cpus": list(self.cpus),
             "gc_frozen": self.gc_frozen,
             "reason": self.reason,
+            "memory_locked": self.memory_locked,
         }
 
 
@@ -107,13 +109,18 @@ def enter_realtime(
         log.warning("%s: running without real-time priority: %s", who, reason)
     elif policy == "fifo":
         log.info("%s: SCHED_FIFO priority %d on thread %d", who, prio, threading.get_native_id())
+    locked = policy == "fifo" and lock_memory()
     if freeze_gc:
         gc.freeze()  # O(1): no collect first, which could take tens of ms on a big heap
+        if policy == "fifo":
+            # no automatic collections at whatever allocation they happen to fall on, in
+            # whichever thread: the loop calls collect_garbage() where it has time to spare
+            gc.disable()
     try:
         got = tuple(sorted(os.sched_getaffinity(0)))
     except (OSError, AttributeError):
         got = ()
-    return RealtimeReport(policy, prio, got, freeze_gc, reason)
+    return RealtimeReport(policy, prio, got, freeze_gc, reason, locked)
 
 
 def _other_thread_ids() -> list[int]:
@@ -140,6 +147,46 @@ def _lift_other_threads(flags: int, priority: int) -> None:
                 os.sched_setscheduler(tid, flags, os.sched_param(priority))
         except OSError:  # the thread ended meanwhile, or not permitted
             pass
+
+
+_memory_locked = False
+MCL_CURRENT, MCL_FUTURE = 1, 2
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def lock_memory() -> bool:
+    """Lock the process's memory in RAM, now and future (``mlockall``), and keep freed heap
+    memory instead of returning it to the OS; once per process, never raises.
+
+    A page touched for the first time costs a page fault; on virtual machines whose memory the
+    host backs lazily, one in a thousand of those takes milliseconds (measured here: p99.9
+    4.6 ms), which a 1 kHz loop feels as a stall. Locked memory is resident up front, and new
+    allocations are made resident when they are mapped. Done only where locking is not capped
+    (root, CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK): with a cap, future allocations could
+    fail once it is reached.
+    """
+    global _memory_locked
+    if _memory_locked:
+        return True
+    try:
+        import ctypes
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
+            log.info("memory not locked: RLIMIT_MEMLOCK is capped (ulimit -l unlimited to lock)")
+            return False
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mallopt(M_TRIM_THRESHOLD, -1)  # keep freed memory: no unmap/remap, no new faults
+        libc.mallopt(M_MMAP_MAX, 0)  # large blocks from the (locked) heap, not fresh mmaps
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
+            log.info("memory not locked: mlockall failed (errno %d)", ctypes.get_errno())
+            return False
+    except (OSError, AttributeError, ImportError) as exc:  # not Linux/glibc
+        log.info("memory not locked: %s", exc)
+        return False
+    _memory_locked = True
+    return True
 
 
 _fifo_permitted: bool | None = None
@@ -181,6 +228,13 @@ def zmq_context(io_priority: int | None = None) -> zmq.Context:
     return ctx
 
 
+def collect_garbage() -> None:
+    """A young-generation collection (~0.1-1 ms), for a loop to call in its slack while
+    automatic collection is off (:func:`enter_realtime`); does nothing when it is on."""
+    if not gc.isenabled():
+        gc.collect(1)
+
+
 def leave_realtime() -> None:
     """Return the calling thread to the normal scheduler (after the loop); never raises."""
     if hasattr(os, "SCHED_OTHER"):
@@ -189,6 +243,7 @@ def leave_realtime() -> None:
                 if tid == 0 or os.sched_getscheduler(tid) != os.SCHED_OTHER:
                     os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
     gc.unfreeze()
+    gc.enable()
 
 
 def lower_priority(nice: int = 10, who: str = "process") -> int:
@@ -204,9 +259,11 @@ __all__ = [
     "CONSOLE_PRIORITY",
     "SERVER_PRIORITY",
     "RealtimeReport",
+    "collect_garbage",
     "enter_realtime",
     "fifo_permitted",
     "leave_realtime",
+    "lock_memory",
     "lower_priority",
     "realtime_allowed",
     "zmq_context",

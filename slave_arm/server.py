@@ -30,7 +30,7 @@ import numpy as np
 
 from network.link import ArmLink, ReceivedCommand
 from network.protocol import JointState
-from network.realtime import RealtimeReport, enter_realtime, leave_realtime
+from network.realtime import RealtimeReport, collect_garbage, enter_realtime, leave_realtime
 from network.ring import Ring
 from slave_arm.driver import ArmDriver, DriverError
 from slave_arm.safety import SafetyConfig, SafetySupervisor
@@ -131,6 +131,7 @@ class ArmServer:
         deadline = start + self.period_ns
         self.stats.started_ns = start
         log.info("arm server running at %.0f Hz", self.rate_hz)
+        gc_every = max(2, round(0.2 * self.rate_hz))
         while not stop.is_set():
             self.link.service_until(deadline)
             now = self._clock()
@@ -141,6 +142,8 @@ class ArmServer:
                 deadline = now
             self.tick(now)
             deadline += self.period_ns
+            if self.stats.ticks % gc_every == 0:  # young garbage, in the tick's slack
+                collect_garbage()
             if end is not None and now >= end:
                 break
         self.stats.ended_ns = deadline - self.period_ns  # the last tick's own deadline

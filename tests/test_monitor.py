@@ -715,3 +715,15 @@ def test_full_stats_json_and_reset() -> None:
     assert s.rx.received == 0 and s.rtt_ms.count == 0 and s.health is Health.LOST
     assert math.isnan(s.clock_offset_ms)
     assert [h for _, h, _ in mon.health_events] == [Health.LOST]
+
+
+def test_percentiles_match_numpy_linear_percentiles() -> None:
+    from network.monitor import Percentiles
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 10, 999, 2048):
+        v = rng.integers(0, 10**9, n)
+        p = Percentiles.from_ns(v)
+        ref = np.percentile(v / 1e6, (50, 95, 99))
+        assert np.allclose([p.p50, p.p95, p.p99], ref, rtol=0, atol=1e-9)
+        assert p.max == v.max() / 1e6 and p.count == n
