@@ -18,12 +18,16 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from master_console.config import (
     INPUTS,
@@ -35,7 +39,13 @@ from master_console.config import (
 )
 from master_console.console import ConsoleConfig, ConsoleLoop, heartbeat_monitor_config
 from master_console.recording import Recorder
-from network.impairment import get_profile
+from master_console.training import (
+    TASK_NAMES,
+    TrainingOptions,
+    finish_task_session,
+    session_path,
+)
+from network.impairment import ImpairmentProfile, get_profile
 from network.link import ConsoleLink, LinkConfig, LinkError, free_tcp_endpoint
 from network.security import ClientSecurity, KeyFileError
 
@@ -82,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_path", help="write the run summary here")
     p.add_argument("--profile", help="network impairment profile applied at the console")
     p.add_argument(
+        "--delay-ms",
+        type=float,
+        help="add this much round-trip delay (half each way) at the console, on top of "
+        "--profile (for latency studies)",
+    )
+    p.add_argument(
         "--filter",
         help="tremor filter kind, or none (default: 'default' for pose devices, none for rate "
         "devices)",
@@ -99,6 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force-feedback", action="store_true", help="render the instrument force on the device"
     )
+    p.add_argument(
+        "--task",
+        choices=TASK_NAMES,
+        help="run a training task (with --sim the local arm runs it); ends when the task is "
+        "done or its time limit passes, then scores it, keeps the attempt and writes a report",
+    )
+    p.add_argument("--trainee", help="whose attempt this is (history and report; default $USER)")
+    p.add_argument("--report-dir", help="training reports go here (default results/reports)")
+    p.add_argument("--history", help="the attempt history (SQLite; default ~/.telesurgery)")
     p.add_argument("--console-key", help="CURVE: this console's NAME.key_secret")
     p.add_argument("--arm-key", help="CURVE: the arm's public NAME.key")
     p.add_argument(
@@ -154,6 +179,17 @@ def settings_from_args(args: argparse.Namespace) -> ConsoleSettings:
         s = s.replace("display", **d)
     if args.force_feedback:
         s = s.replace("force_feedback", enabled=True)
+    task: dict[str, Any] = {}
+    for key, value in (
+        ("name", args.task),
+        ("trainee", args.trainee),
+        ("report_dir", args.report_dir),
+        ("history", args.history),
+    ):
+        if value:
+            task[key] = value
+    if task:
+        s = s.replace("task", **task)
     s.validate()
     return s
 
@@ -184,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
         cs = settings.console
         profile = get_profile(settings.link.profile) if settings.link.profile else None
+        if args.delay_ms is not None:
+            if not 0 <= args.delay_ms <= 60_000:
+                raise ConfigError(f"--delay-ms must be in [0, 60000], got {args.delay_ms:g}")
+            base = profile or ImpairmentProfile(name="none")
+            profile = dataclasses.replace(
+                base,
+                name=f"{base.name}+{args.delay_ms:g}ms",
+                delay_ms=base.delay_ms + args.delay_ms / 2,
+            )
         config = ConsoleConfig(
             rate_hz=cs.rate_hz,
             filter_kind=filter_kind(settings),
@@ -213,10 +258,26 @@ def main(argv: list[str] | None = None) -> int:
 
     arm_proc = None
     endpoint = settings.link.endpoint
+    task_name = settings.task.get("name") or None
     if args.sim or not endpoint:  # the embedded default: a local simulated arm on loopback
         endpoint = free_tcp_endpoint()
-        arm_proc = start_local_arm(endpoint)
+        arm_proc = start_local_arm(endpoint, *(("--task", task_name) if task_name else ()))
+    training = None
+    if task_name:
+        training = TrainingOptions(
+            task=task_name,
+            trainee=settings.task.get("trainee") or os.environ.get("USER") or "trainee",
+            report_dir=settings.task.get("report_dir") or "results/reports",
+            history_path=settings.task.get("history") or None,
+            thresholds=settings.task.get(task_name),
+            profile=profile.name if profile is not None else "none",
+            delay_ms=2 * profile.delay_ms if profile is not None else 0.0,
+        )
+        if not settings.record.path:  # a task is always recorded: it is scored from the file
+            settings = settings.replace("record", path=str(session_path(task_name)))
     rec = settings.record
+    if rec.path:
+        Path(rec.path).parent.mkdir(parents=True, exist_ok=True)
     recorder = (
         Recorder(rec.path, metadata={"argv": sys.argv}, record_video=rec.video)
         if rec.path
@@ -257,13 +318,30 @@ def main(argv: list[str] | None = None) -> int:
             display=display,
         )
         with device, link:
-            how_long = f"{args.seconds:g} s" if args.seconds else "until Ctrl-C"
+            seconds = args.seconds
+            info = link.welcome.arm.task
+            if training is not None:
+                if info is None or info.name != training.task:
+                    got = "no task" if info is None else f"task {info.name!r}"
+                    raise LinkError(
+                        f"the arm at {endpoint} runs {got}, not {training.task!r}: start it "
+                        f"with `slave-arm --driver sim --task {training.task}` or use --sim"
+                    )
+                loop.stop_after_task_s = 1.0
+                if seconds is None:
+                    seconds = float(info.values.get("time_limit_s", 300.0)) + 5.0
+                print(f"task {info.name}: {info.goal}", flush=True)
+            if info is not None and recorder is not None:
+                recorder.record("task", time.monotonic_ns(), info=msgspec.to_builtins(info))
+            if hasattr(device, "attach"):  # devices that watch the arm (the scripted expert)
+                device.attach(link, info)
+            how_long = f"{seconds:g} s" if seconds else "until Ctrl-C"
             print(
                 f"connected to {link.welcome.arm.name} at {endpoint} with input "
                 f"{settings.input.device}; running {how_long}",
                 flush=True,
             )
-            loop.run(args.seconds, stop=stop)
+            loop.run(seconds, stop=stop)
             summary = loop.stats.summary(link)
             if loop.realtime is not None:
                 summary["realtime"] = loop.realtime.to_dict()
@@ -282,6 +360,19 @@ def main(argv: list[str] | None = None) -> int:
             recorder.close()
         if arm_proc is not None:
             stop_local_arm(arm_proc)
+    if training is not None and summary:
+        try:
+            summary["task"] = finish_task_session(settings.record.path, training)
+        except (ValueError, OSError) as exc:
+            print(f"error: could not score the task: {exc}", file=sys.stderr)
+            return 1
+        t = summary["task"]
+        print(
+            f"task {t['name']}: {'completed' if t['completed'] else 'NOT completed'}, "
+            f"score {t['score'].get('overall', float('nan')):.0f}/100, "
+            f"{'passed' if t['passed'] else 'not passed'}; report {t['report'][0]}",
+            flush=True,
+        )
     print(_summary_line(summary), flush=True)
     if args.json_path:
         path = Path(args.json_path)

@@ -45,6 +45,14 @@ wrong type, is an error that names it (a typo must never silently fall back to a
     [force_feedback]          # see master_console.haptics.ForceFeedbackConfig
     [display]                 # see master_console.display.DisplayConfig
 
+    [task]                    # training: master-console --task NAME
+    name = ""                 # reach | peg-transfer | palpation ("" = no task)
+    trainee = ""              # whose attempt ("" = $USER)
+    report_dir = "results/reports"
+    history = ""              # attempt history (SQLite); "" = ~/.telesurgery/history.sqlite
+    [task.reach]              # pass/fail thresholds (see master_console.scoring)
+    max_time_s = 60.0
+
     [record]
     path = ""                 # record the session here ("" = no recording)
     video = false             # also record the endoscope video frames
@@ -167,7 +175,7 @@ _SIMPLE: dict[str, type] = {
     "record": RecordSection,
 }
 # sections whose dataclasses live with their feature and validate themselves (``from_dict``)
-_DELEGATED = ("joystick", "spacemouse", "force_feedback", "display")
+_DELEGATED = ("joystick", "spacemouse", "force_feedback", "display", "task")
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,7 @@ class ConsoleSettings:
     spacemouse: dict[str, Any] = field(default_factory=dict)
     force_feedback: dict[str, Any] = field(default_factory=dict)
     display: dict[str, Any] = field(default_factory=dict)
+    task: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, section: str, **values: Any) -> ConsoleSettings:
         """A copy with ``values`` set in ``section`` (how CLI flags override the file)."""
@@ -202,6 +211,7 @@ class ConsoleSettings:
         self.joystick_config()
         self.force_feedback_config()
         self.display_config()
+        self.task_config()
         if self.input.device == "spacemouse":
             self.spacemouse_config()
 
@@ -219,6 +229,33 @@ class ConsoleSettings:
         from master_console.haptics import ForceFeedbackConfig
 
         return _delegate(ForceFeedbackConfig, "force_feedback", self.force_feedback)
+
+    def task_config(self) -> dict[str, Any]:
+        """``[task]``: name, trainee, report_dir, history, and per-task threshold tables
+        (``[task.reach] max_time_s = 45``), validated by the scoring module."""
+        from master_console.training import TASK_NAMES
+
+        t = self.task
+        keys = ("name", "trainee", "report_dir", "history", *TASK_NAMES)
+        unknown = sorted(set(t) - set(keys))
+        if unknown:
+            raise ConfigError(
+                f"[task] unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(keys)}"
+            )
+        for k in ("name", "trainee", "report_dir", "history"):
+            if k in t and not isinstance(t[k], str):
+                raise ConfigError(f"[task] {k} must be a string, got {t[k]!r}")
+        if t.get("name") and t["name"] not in TASK_NAMES:
+            raise ConfigError(f"[task] name {t['name']!r} is not one of {', '.join(TASK_NAMES)}")
+        for name in TASK_NAMES:
+            if name in t:
+                from master_console.scoring import thresholds_from_dict
+
+                try:
+                    thresholds_from_dict(name, t[name])
+                except (ValueError, TypeError) as exc:
+                    raise ConfigError(f"[task.{name}] {exc}") from exc
+        return t
 
     def display_config(self) -> Any:
         from master_console.display import DisplayConfig

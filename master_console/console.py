@@ -183,6 +183,10 @@ class ConsoleLoop:
         self.link_stats: dict[str, Any] | None = None
         self._link_stats_obj: LinkStats | None = None
         self._arm_wait_ns: list[int] = []
+        #: console time when the arm first reported ``task_done`` (None: not done / no task)
+        self.task_done_ns: int | None = None
+        #: end the run this long after the task is done (None: run on)
+        self.stop_after_task_s: float | None = None
         self.phase_shifts_us: list[float] = []
         self._present = False
         self._link_stats_due_ns = 0
@@ -207,6 +211,9 @@ class ConsoleLoop:
             if st.ack_rx_ns and len(self._arm_wait_ns) < 4096:
                 # how long our newest command waited in the arm before its tick applied it
                 self._arm_wait_ns.append(st.send_ns - st.ack_rx_ns)
+        if self.task_done_ns is None and st.counters.get("task_done"):
+            self.task_done_ns = rx_ns
+            self._event("the arm reports the task done", logging.INFO)
         f = float(np.linalg.norm(st.measured_cf[:3]))
         if f > self.stats.peak_force_n:
             self.stats.peak_force_n = f
@@ -217,11 +224,14 @@ class ConsoleLoop:
                 seq=st.seq,
                 send_ns=st.send_ns,
                 ack_seq=st.ack_seq,
+                ack_send_ns=st.ack_send_ns,
+                ack_rx_ns=st.ack_rx_ns,
                 measured_cp=list(st.measured_cp),
                 setpoint_cp=list(st.setpoint_cp),
                 measured_cf=list(st.measured_cf),
                 jaw=st.measured_jaw,
                 flags=list(st.safety_flags),
+                task={k: v for k, v in st.counters.items() if k.startswith("task_")},
             )
 
     def _on_video(self, frame: VideoFrame, rx_ns: int) -> None:
@@ -344,6 +354,12 @@ class ConsoleLoop:
                     self._event("the display asked to quit", logging.INFO)
                     break
             if stop is not None and stop.is_set():
+                break
+            if (
+                self.task_done_ns is not None
+                and self.stop_after_task_s is not None
+                and now - self.task_done_ns > self.stop_after_task_s * 1e9
+            ):
                 break
             self.link.service_until(deadline)
             self.stats.lateness_ns.append(self._clock() - deadline)

@@ -23,8 +23,12 @@ and a cleanly closed file ends with ``{"k": "end", "t": ..., "records_written": 
 - ``input``: pose[7] (m, quaternion x y z w), jaw (rad), clutch, present (bool)
 - ``filtered``: pos[3] (m)
 - ``command``: seq, pose[7], jaw, clutch, present
-- ``state``: (``t`` = receive time) seq, send_ns, ack_seq, measured_cp[7], setpoint_cp[7],
-  measured_cf[6], jaw, flags (list of str)
+- ``state``: (``t`` = receive time) seq, send_ns (arm clock), ack_seq, ack_send_ns (console
+  clock: when the acknowledged command was sent), ack_rx_ns (arm clock: when the arm received
+  it), measured_cp[7], setpoint_cp[7], measured_cf[6], jaw, flags (list of str), task (dict of
+  the arm's ``task_*`` counters; empty without a task)
+- ``task``: info (the arm's ``TaskInfo`` as a dict: name, goal, points, values), recorded once
+  at the start of a session whose arm runs a training task
 - ``link``: stats (a dict of link statistics)
 - ``event``: text
 - ``video``: seq, capture_ns, width, height, jpeg (bytes); recorded only with ``record_video``

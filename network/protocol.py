@@ -142,7 +142,26 @@ class CameraDescription(_Map, frozen=True):
     encoding: Literal["jpeg"] = "jpeg"
 
 
-class ArmDescription(_Map, frozen=True):
+class TaskInfo(_Map, frozen=True):
+    """A training task the arm's simulator runs (in ``ArmDescription.task``; absent otherwise).
+
+    ``points``: named point sets in the arm's base frame (m), e.g. ``targets``, ``pegs_from``,
+    ``pegs_to``, ``rings``, ``search_area``; ``values``: named numbers with units in the names,
+    e.g. ``time_limit_s``, ``force_limit_n``, ``touch_radius_m``. The task's live progress
+    travels in ``State.counters`` under names starting ``task_`` (see docs/PROTOCOL.md).
+    """
+
+    name: Name
+    goal: Text
+    points: Annotated[dict[Name, tuple[Vec3, ...]], msgspec.Meta(max_length=MAX_LIST)] = (
+        msgspec.field(default_factory=dict)
+    )
+    values: Annotated[dict[Name, F64], msgspec.Meta(max_length=MAX_LIST)] = msgspec.field(
+        default_factory=dict
+    )
+
+
+class ArmDescription(_Map, frozen=True, omit_defaults=True):
     """What a console needs to know about the arm, sent in the welcome.
 
     Joint positions are in radians (revolute) or metres (prismatic), as ``joint_types`` says.
@@ -165,6 +184,7 @@ class ArmDescription(_Map, frozen=True):
     max_force_n: Positive
     control_rate_hz: Positive
     camera: CameraDescription
+    task: TaskInfo | None = None
 
     def __post_init__(self) -> None:
         n = self.dof
@@ -562,6 +582,7 @@ __all__ = [
     "ProtocolError",
     "Reject",
     "State",
+    "TaskInfo",
     "VideoFrame",
     "Welcome",
     "Wrench",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -128,6 +129,12 @@ class ArmDriver(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
+
+    # -- training tasks (simulators) -------------------------------------------------------
+    def task_counters(self) -> Mapping[str, int]:
+        """Live progress of the training task the driver runs (names start ``task_``; see
+        ``description.task``), published in every state's counters. Real arms: empty."""
+        return {}
 
     # -- what the arm is ---------------------------------------------------------------------
     @property

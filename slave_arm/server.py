@@ -211,6 +211,7 @@ class ArmServer:
         keys = self._counter_keys
         counters = {keys.get(k) or self._counter_key(k): v for k, v in self.safety.counters.items()}
         counters["driver_errors"] = self.stats.driver_errors
+        counters.update(d.task_counters())
         self.link.publish_state(
             operating_state=d.operating_state.value,
             is_homed=d.is_homed,
