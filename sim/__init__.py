@@ -6,7 +6,9 @@
 * :func:`ik`, :func:`fk`, :func:`fk_pose` (``sim.kinematics``): the analytic RCM kinematics.
 * :class:`CameraProcess`, :class:`VideoFrameData` (``sim.camera``): the endoscope camera in its
   own process.
-* :func:`build_scene`, :func:`load_arm`, :data:`URDF_PATH` (``sim.scene``).
+* :func:`build_scene`, :func:`scene_layout`, :func:`load_arm`, :data:`URDF_PATH` (``sim.scene``).
+* :func:`make_task`, :data:`TASKS`, :class:`Task` (``sim.tasks``): the training tasks
+  (``reach``, ``peg-transfer``, ``palpation``) a :class:`SimArm` runs with ``task=NAME``.
 
 Names are imported on first use, so ``import sim`` stays cheap (PyBullet loads with the first).
 """
@@ -29,9 +31,14 @@ _EXPORTS = {
     "CameraView": "sim.camera",
     "VideoFrameData": "sim.camera",
     "Scene": "sim.scene",
+    "SceneLayout": "sim.scene",
     "build_scene": "sim.scene",
+    "scene_layout": "sim.scene",
     "load_arm": "sim.scene",
     "URDF_PATH": "sim.scene",
+    "TASKS": "sim.tasks",
+    "Task": "sim.tasks",
+    "make_task": "sim.tasks",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,6 +22,12 @@ yaw, and a two-finger jaw) in the scene of :mod:`sim.scene`, behind the
 
 Identity orientation is the instrument pointing straight down; the tool frame is at the jaw tips
 (see the URDF header). Grasping and force sensing: :mod:`sim.world`.
+
+Training tasks (:mod:`sim.tasks`): ``SimArm(task="reach")`` runs one. Its
+:class:`~network.protocol.TaskInfo` is in ``description.task``; it is attached to the world at
+``connect()`` (a new task run each time), updated once per ``update()`` after the physics step
+and the grasp logic, and its progress is :meth:`SimArm.task_counters` (``task_*``). Without a
+task, ``description.task`` is None and ``task_counters()`` is empty.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +49,7 @@ from sim.kinematics import (
     ik,
 )
 from sim.scene import BOARD_TOP_Z, PEG_HEIGHT_M, peg_positions
+from sim.tasks import TASKS, Task, make_task
 from sim.world import ArmSample, SimWorld
 from slave_arm.driver import (
     ArmDescription,
@@ -98,9 +106,13 @@ class SimArm(ArmDriver):
         camera: run the endoscope camera process (:class:`sim.camera.CameraProcess`).
         camera_size: (width, height) of the camera image in pixels.
         camera_rate_hz: the camera frame rate.
+        task: a training task to run (:data:`sim.tasks.TASKS`: ``"reach"``, ``"peg-transfer"``,
+            ``"palpation"``), placed by ``seed``; ``None``: none. ValueError for an unknown name.
     """
 
     name: ClassVar[str] = "sim"
+    task_names: ClassVar[tuple[str, ...]] = tuple(TASKS)
+    """The training tasks ``task=`` accepts."""
 
     def __init__(
         self,
@@ -110,6 +122,7 @@ class SimArm(ArmDriver):
         camera: bool = False,
         camera_size: tuple[int, int] = (320, 240),
         camera_rate_hz: float = 30.0,
+        task: str | None = None,
     ) -> None:
         if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0.0):
             raise ValueError(f"rate_hz must be a finite number > 0 (Hz), got {rate_hz!r}")
@@ -127,6 +140,8 @@ class SimArm(ArmDriver):
         self._camera_on = bool(camera)
         self._camera_size = (w, h)
         self._camera_rate_hz = float(camera_rate_hz)
+        home_tip = fk_pose(HOME_Q)[:3]
+        self._task: Task | None = None if task is None else make_task(task, self.seed, home_tip)
         self._description = ArmDescription(
             name=self.name,
             dof=7,
@@ -144,6 +159,7 @@ class SimArm(ArmDriver):
             camera=CameraDescription(
                 width=w, height=h, rate_hz=self._camera_rate_hz if self._camera_on else 0.0
             ),
+            task=None if self._task is None else self._task.info(),
         )
         self._world: SimWorld | None = None
         self._camera: Any = None
@@ -172,6 +188,8 @@ class SimArm(ArmDriver):
         self._jaw_setpoint = HOME_JAW_RAD
         self._read()
         self._hold_here()
+        if self._task is not None:
+            self._task.attach(self._world)
         if self._camera_on:
             from sim.camera import CameraProcess
 
@@ -283,6 +301,9 @@ class SimArm(ArmDriver):
         world.step()
         sample = self._read()
         world.update_grasp(self._jaw_setpoint, sample.jaw_rad, sample.grip_force_n)
+        task = self._task
+        if task is not None:
+            task.update(world, world.steps * self._dt_s, sample.tip, sample.wrench, sample.jaw_rad)
         if not (np.isfinite(sample.q).all() and np.isfinite(sample.wrench).all()):
             self._set_fault("the simulation produced a non-finite state")
         if self._homing is not None and self._homing[2] >= self._homing[3]:
@@ -293,6 +314,17 @@ class SimArm(ArmDriver):
                 self._homed = True
         if self._camera is not None and self._camera.state_wanted():
             self._feed_camera()
+
+    # -- the training task -----------------------------------------------------------------------
+    def task_counters(self) -> Mapping[str, int]:
+        """The task's progress (``task_*`` counters, see :mod:`sim.tasks`); empty without one."""
+        task = self._task
+        return {} if task is None else task.counters()
+
+    @property
+    def task(self) -> Task | None:
+        """The training task this arm runs (:mod:`sim.tasks`), or None."""
+        return self._task
 
     # -- readings (CRTK queries) -----------------------------------------------------------------
     def measured_cp(self) -> CartesianReading:

@@ -202,9 +202,55 @@ def _ring_shapes(client: int) -> tuple[int, int]:
     return col, vis
 
 
-def build_scene(client: int, seed: int = 0, n_rings: int = 3, n_targets: int = 4) -> Scene:
-    """Create the table, tissue pad, peg board, rings and targets in ``client`` (deterministic)."""
+@dataclass(frozen=True)
+class SceneLayout:
+    """What the seed decides, computed without PyBullet (the tasks read it before connect)."""
+
+    seed: int
+    ring_pegs: tuple[int, ...]
+    """For each ring, the index (in :func:`peg_positions`) of the peg it starts on."""
+    ring_turns: tuple[float, ...]
+    """Each ring's turn about its peg (rad)."""
+    target_positions: np.ndarray = field(repr=False)
+    """(n, 3) positions of the touch targets on the tissue pad (m)."""
+
+    @property
+    def ring_start_positions(self) -> np.ndarray:
+        """(n, 3) ring centres as placed: on the board, around their pegs (m)."""
+        pegs = peg_positions()
+        z = BOARD_TOP_Z + RING_HEIGHT_M / 2
+        return np.array([(pegs[i][0], pegs[i][1], z) for i in self.ring_pegs]).reshape(-1, 3)
+
+
+def scene_layout(seed: int = 0, n_rings: int = 3, n_targets: int = 4) -> SceneLayout:
+    """The seeded placement :func:`build_scene` uses (same seed, same layout; no PyBullet)."""
     rng = np.random.default_rng(seed)
+    n_rings = min(n_rings, 6)
+    ring_pegs = tuple(int(i) for i in rng.choice(6, size=n_rings, replace=False))
+    turns = tuple(float(rng.uniform(-RING_MAX_TURN_RAD, RING_MAX_TURN_RAD)) for _ in range(n_rings))
+    # touch targets: discs on the tissue pad, at least 15 mm from its edges and from each other
+    margin = 0.015
+    positions: list[np.ndarray] = []
+    while len(positions) < n_targets:
+        xy = rng.uniform(
+            (PAD_CENTER[0] - PAD_SIZE[0] / 2 + margin, PAD_CENTER[1] - PAD_SIZE[1] / 2 + margin),
+            (PAD_CENTER[0] + PAD_SIZE[0] / 2 - margin, PAD_CENTER[1] + PAD_SIZE[1] / 2 - margin),
+        )
+        cand = np.array([xy[0], xy[1], PAD_TOP_Z])
+        if all(np.linalg.norm(cand[:2] - q[:2]) >= margin for q in positions):
+            positions.append(cand)
+    return SceneLayout(
+        seed=seed,
+        ring_pegs=ring_pegs,
+        ring_turns=turns,
+        target_positions=np.array(positions).reshape(-1, 3),
+    )
+
+
+def build_scene(client: int, seed: int = 0, n_rings: int = 3, n_targets: int = 4) -> Scene:
+    """Create the table, tissue pad, peg board, rings and targets in ``client`` (deterministic:
+    the placement is :func:`scene_layout`)."""
+    layout = scene_layout(seed, n_rings, n_targets)
     table = _static_box(
         client, (0.0, 0.0, TABLE_TOP_Z - 0.005), (0.4, 0.4, 0.01), [0.3, 0.32, 0.35, 1.0]
     )
@@ -226,13 +272,11 @@ def build_scene(client: int, seed: int = 0, n_rings: int = 3, n_targets: int = 4
     p.changeDynamics(board, -1, lateralFriction=0.5, physicsClientId=client)
 
     pegs = peg_positions()
-    n_rings = min(n_rings, 6)
-    ring_pegs = tuple(int(i) for i in rng.choice(6, size=n_rings, replace=False))
+    ring_pegs = layout.ring_pegs
     col, vis = _ring_shapes(client)
     rings = []
     starts = []
-    for peg in ring_pegs:
-        turn = float(rng.uniform(-RING_MAX_TURN_RAD, RING_MAX_TURN_RAD))
+    for peg, turn in zip(ring_pegs, layout.ring_turns, strict=True):
         pos = (pegs[peg][0], pegs[peg][1], BOARD_TOP_Z + RING_HEIGHT_M / 2)
         orn = p.getQuaternionFromEuler((0.0, 0.0, turn))
         body = p.createMultiBody(RING_MASS_KG, col, vis, pos, orn, physicsClientId=client)
@@ -247,17 +291,7 @@ def build_scene(client: int, seed: int = 0, n_rings: int = 3, n_targets: int = 4
         rings.append(body)
         starts.append((*pos, *orn))
 
-    # touch targets: discs on the tissue pad, at least 15 mm from its edges and from each other
-    margin = 0.015
-    positions: list[np.ndarray] = []
-    while len(positions) < n_targets:
-        xy = rng.uniform(
-            (PAD_CENTER[0] - PAD_SIZE[0] / 2 + margin, PAD_CENTER[1] - PAD_SIZE[1] / 2 + margin),
-            (PAD_CENTER[0] + PAD_SIZE[0] / 2 - margin, PAD_CENTER[1] + PAD_SIZE[1] / 2 - margin),
-        )
-        cand = np.array([xy[0], xy[1], PAD_TOP_Z])
-        if all(np.linalg.norm(cand[:2] - q[:2]) >= margin for q in positions):
-            positions.append(cand)
+    positions = list(layout.target_positions)
     target_vis = p.createVisualShape(
         p.GEOM_CYLINDER,
         radius=TARGET_RADIUS_M,

@@ -1,6 +1,6 @@
 """``slave-arm``: serve an arm driver on the link.
 
-    slave-arm --driver sim --bind tcp://127.0.0.1:5570 [--gui] [--profile NAME]
+    slave-arm --driver sim --bind tcp://127.0.0.1:5570 [--gui] [--profile NAME] [--task NAME]
     slave-arm --list-drivers
 
 Drivers are found by name in the entry-point group ``telesurgery.arm_drivers``, so another
@@ -60,13 +60,31 @@ def make_driver(name: str, **options: Any) -> ArmDriver:
     return cls(**{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
+def sim_task_names() -> tuple[str, ...]:
+    """The simulator's training tasks (loads the ``sim`` driver's entry point; empty if none)."""
+    try:
+        cls = load_driver_class("sim")
+    except (ValueError, ImportError):
+        return ()
+    return tuple(getattr(cls, "task_names", ()))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the task names are listed in --help only: finding them loads the simulator
+    wants_help = any(a == "-h" or (len(a) > 2 and "--help".startswith(a)) for a in argv)
     p = argparse.ArgumentParser(prog="slave-arm", description=__doc__.split("\n\n")[0])
     p.add_argument("--driver", default="sim", help="driver name (see --list-drivers)")
     p.add_argument("--bind", default=DEFAULT_ENDPOINT, help="base endpoint (PORT..PORT+2)")
     p.add_argument("--gui", action="store_true", help="show the simulator's window")
     p.add_argument("--seed", type=int, default=None, help="scene seed (simulator)")
     p.add_argument("--profile", help="network impairment profile applied at the arm")
+    p.add_argument(
+        "--task",
+        metavar="NAME",
+        help="run a training task on the simulated arm (--driver sim only): "
+        + ((", ".join(sim_task_names()) or "none installed") if wants_help else "see --help"),
+    )
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--watchdog-ms", type=float, default=SafetyConfig.watchdog_ms)
     p.add_argument(
@@ -105,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 p.error("--server-key and --allowed-clients go together")
             security = ServerSecurity(Path(args.server_key), Path(args.allowed_clients))
         profile = get_profile(args.profile) if args.profile else None
-        driver = make_driver(args.driver, gui=args.gui, seed=args.seed, camera=True)
+        if args.task is not None and args.driver != "sim":
+            p.error("--task needs --driver sim")
+        driver = make_driver(args.driver, gui=args.gui, seed=args.seed, camera=True, task=args.task)
     except (ValueError, KeyFileError) as exc:
         p.error(str(exc))
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from network.protocol import ArmDescription, CameraDescription
+from network.protocol import ArmDescription, CameraDescription, TaskInfo
 
 # Drivers describe themselves with these (re-exported here so a driver package, the simulator
 # included, needs nothing but slave_arm).
@@ -46,6 +46,7 @@ __all__ = [
     "JointReading",
     "NotEnabledError",
     "OperatingState",
+    "TaskInfo",
     "WrenchReading",
     "check_jaw_arg",
     "check_pose_arg",
