@@ -91,6 +91,7 @@ def finish_task_session(recording_path: str | Path, options: TrainingOptions) ->
         attempts,
         stem.with_suffix(".png"),
         stem.with_suffix(".pdf"),
+        trainee=options.trainee,
     )
     out["report"] = [str(p) for p in paths]
     return out
