@@ -50,11 +50,64 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--seconds", type=float, default=10.0)
     sm.add_argument("--json", dest="json_path", help="write the result here")
 
+    from benchmarks.sweep import add_sweep_arguments
+
+    add_sweep_arguments(sub)
+
+    e = sub.add_parser(
+        "e2e",
+        help="the end-to-end latency budget per stage of the real console, link and sim arm",
+        description="Runs master-console --sim (console, arm server and camera in their own "
+        "processes) per profile with recording on, then splits every acknowledged command's "
+        "latency into input -> send, network up, arm, network down (and video capture -> "
+        "console), with link, safety and tool-tracking figures. Writes JSON + markdown + PNGs.",
+    )
+    e.add_argument(
+        "--profile",
+        action="append",
+        dest="profiles",
+        help="impairment profile (repeat for several; default: lan, 5g-clinical, lindbergh)",
+    )
+    e.add_argument("--seconds", type=float, default=20.0, help="console run length per profile")
+    e.add_argument(
+        "--json", dest="json_path", help="write the result here (default OUT_DIR/e2e.json)"
+    )
+    e.add_argument(
+        "--out-dir", default="results", help="recordings, logs, PNGs and markdown go here"
+    )
+    e.add_argument(
+        "--no-video", action="store_true", help="do not record video (no video latency figures)"
+    )
+
+    lp = sub.add_parser(
+        "loop",
+        help="1 kHz loop lateness: hybrid wait vs sleep, with/without SCHED_FIFO and load",
+        description="A minimal 1 kHz loop in its own process per configuration (hybrid "
+        "select+spin wait, relative sleep, absolute sleep; normal scheduler or SCHED_FIFO; the "
+        "machine as is or with a busy process), then the real console and arm loops from a "
+        "short master-console --sim run. Writes JSON + markdown + PNG.",
+    )
+    lp.add_argument("--seconds", type=float, default=5.0, help="seconds per configuration")
+    lp.add_argument(
+        "--real-seconds",
+        type=float,
+        default=10.0,
+        help="length of the master-console --sim run for the real loops (0: skip it)",
+    )
+    lp.add_argument(
+        "--json", dest="json_path", help="write the result here (default OUT_DIR/loop.json)"
+    )
+    lp.add_argument("--out-dir", default="results", help="markdown and PNG go here by default")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    if args.bench == "sweep":
+        from benchmarks import sweep
+
+        return sweep.main(args, parser)
     if args.bench == "tremor":
         from benchmarks import tremor_bench
 
@@ -72,6 +125,46 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sim_bench.run(args.seconds, args.json_path)
         except sim_bench.BenchmarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.bench == "e2e":
+        from benchmarks import e2e_bench
+        from network.impairment import get_profile
+
+        profiles = args.profiles or ["lan", "5g-clinical", "lindbergh"]
+        for name in profiles:
+            try:
+                get_profile(name)
+            except ValueError as exc:
+                parser.error(str(exc))
+        if args.seconds < 2:
+            parser.error("--seconds must be >= 2 (the link needs ~1 s to start measuring)")
+        try:
+            e2e_bench.run(
+                profiles,
+                args.seconds,
+                args.json_path,
+                args.out_dir,
+                record_video=not args.no_video,
+            )
+        except e2e_bench.BenchmarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.bench == "loop":
+        from benchmarks import loop_bench
+
+        if args.seconds <= 0 or args.real_seconds < 0:
+            parser.error("--seconds must be > 0 and --real-seconds >= 0")
+        try:
+            loop_bench.run(
+                args.seconds,
+                args.json_path,
+                args.out_dir,
+                real_seconds=args.real_seconds or None,
+            )
+        except loop_bench.BenchmarkError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0

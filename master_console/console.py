@@ -197,6 +197,7 @@ class ConsoleLoop:
         self._need_release = False
         self._armed = False
         self._reanchor_after_seq = -1
+        self._engaged_from_seq = 0
         link.on_state = self._on_state
         link.on_video = self._on_video
 
@@ -248,7 +249,7 @@ class ConsoleLoop:
                 capture_ns=frame.capture_ns,
                 width=frame.width,
                 height=frame.height,
-                jpeg=frame.jpeg,
+                jpeg=frame.data,
             )
 
     def _event(self, text: str, level: int = logging.WARNING) -> None:
@@ -373,7 +374,9 @@ class ConsoleLoop:
         sample = self.device.latest()
         latest = link.latest_state
         arm_setpoint = latest.state.setpoint_cp if latest is not None else None
-        lost = link.health() == Health.LOST
+        # before the first state the link is LOST by definition ("nothing received yet"), but
+        # there is nothing to stop: only a loss after contact demands a clutch release
+        lost = latest is not None and link.health() == Health.LOST
         if lost != self._lost:
             self._lost = lost
             if lost:
@@ -398,10 +401,12 @@ class ConsoleLoop:
         master = np.concatenate([pos, sample.pose[3:]])
         b = sample.buttons
         self._present = b.operator_present
-        want = b.clutch and b.operator_present and not lost
-        if self._need_release:
-            if not want:
+        user_engaged = b.clutch and b.operator_present
+        want = user_engaged and not lost
+        if self._need_release:  # after a LOST: the surgeon's own release, not the outage's
+            if not user_engaged and not lost:
                 self._need_release = False
+                self._event("clutch released after the link loss: engage to move again")
             want = False
         # The arm held (its watchdog saw a gap) while we were engaged: re-anchor and give it the
         # release/engage edge it needs; anchoring on its setpoint means no jump.
@@ -411,6 +416,7 @@ class ConsoleLoop:
             and self.scaler.engaged
             and "wait_reengage" in st.safety_flags
             and st.seq > self._reanchor_after_seq
+            and st.ack_seq >= self._engaged_from_seq  # it saw our motion, yet holds: a gap
         ):
             self._event("the arm held after a gap in our commands: re-anchoring and re-engaging")
             self._reanchor_after_seq = st.seq + 50  # once per hold, not once per tick
@@ -429,6 +435,7 @@ class ConsoleLoop:
         self.stats.commands += 1
         if not engaged:
             self._armed = True
+            self._engaged_from_seq = cmd.seq + 1  # the next engaged command, if it is one
         ff = self.force_feedback
         if ff is not None:
             self.device.send_force(
