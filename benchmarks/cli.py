@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     lp.add_argument("--out-dir", default="results", help="markdown and PNG go here by default")
 
+    from benchmarks.all_bench import add_arguments as add_all_arguments
+
+    add_all_arguments(sub)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -108,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import sweep
 
         return sweep.main(args, parser)
+    if args.bench == "all":
+        from benchmarks import all_bench
+
+        try:
+            return all_bench.run(args, main)
+        except all_bench.BenchmarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.bench == "tremor":
         from benchmarks import tremor_bench
 
