@@ -197,7 +197,6 @@ class ConsoleLoop:
         self._need_release = False
         self._armed = False
         self._reanchor_after_seq = -1
-        self._engaged_from_seq = 0
         link.on_state = self._on_state
         link.on_video = self._on_video
 
@@ -416,7 +415,6 @@ class ConsoleLoop:
             and self.scaler.engaged
             and "wait_reengage" in st.safety_flags
             and st.seq > self._reanchor_after_seq
-            and st.ack_seq >= self._engaged_from_seq  # it saw our motion, yet holds: a gap
         ):
             self._event("the arm held after a gap in our commands: re-anchoring and re-engaging")
             self._reanchor_after_seq = st.seq + 50  # once per hold, not once per tick
@@ -435,7 +433,6 @@ class ConsoleLoop:
         self.stats.commands += 1
         if not engaged:
             self._armed = True
-            self._engaged_from_seq = cmd.seq + 1  # the next engaged command, if it is one
         ff = self.force_feedback
         if ff is not None:
             self.device.send_force(

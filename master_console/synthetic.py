@@ -75,6 +75,8 @@ class SyntheticHand(ThreadedDevice):
         drift_m: float = 0.0005,
         jaw: float = 0.5,
         clutch_script: Sequence[tuple[float, bool]] = (),
+        reclutch_every_s: float | None = 2.5,
+        reclutch_release_s: float = 0.2,
         noise_fraction: float = 0.25,
     ) -> None:
         super().__init__(rate_hz)
@@ -94,6 +96,13 @@ class SyntheticHand(ThreadedDevice):
         self._clutch_v = np.array([bool(e) for _, e in clutch_script], dtype=bool)
         if np.any(np.diff(self._clutch_t) < 0):
             raise ValueError("clutch_script times must be non-decreasing")
+        if reclutch_every_s is not None and not reclutch_every_s > reclutch_release_s > 0:
+            raise ValueError("reclutch_every_s must exceed reclutch_release_s > 0 (or be None)")
+        # Like a surgeon, the hand lets go of the clutch briefly now and then (without a
+        # clutch_script): this is also how it answers the console's demand for a release after
+        # a link loss. None: the clutch stays pressed.
+        self.reclutch_every_s = None if clutch_script else reclutch_every_s
+        self.reclutch_release_s = reclutch_release_s
         vol_ss, trem_ss, drift_ss = np.random.SeedSequence(seed).spawn(3)
         self._vol_rng = np.random.default_rng(vol_ss)
         self._targets = [np.asarray(p, dtype=float) for p in (targets or [])]
@@ -229,6 +238,9 @@ class SyntheticHand(ThreadedDevice):
         return self._voluntary(t_s), self._tremor(t_s)
 
     def clutch_at(self, t_s: float) -> bool:
+        if self.reclutch_every_s is not None:
+            k = t_s // self.reclutch_every_s
+            return not (k >= 1 and t_s - k * self.reclutch_every_s < self.reclutch_release_s)
         i = int(np.searchsorted(self._clutch_t, t_s, side="right")) - 1
         return True if i < 0 else bool(self._clutch_v[i])
 

@@ -372,3 +372,12 @@ def test_keyboard_is_thread_safe() -> None:
     finally:
         stop.set()
         th.join()
+
+
+def test_hand_reclutches_like_a_surgeon_unless_scripted() -> None:
+    hand = SyntheticHand(seed=1)
+    assert hand.clutch_at(0.0) and hand.clutch_at(2.4)
+    assert not hand.clutch_at(2.55) and hand.clutch_at(2.75)  # released 0.2 s every 2.5 s
+    assert not hand.clutch_at(5.1)
+    steady = SyntheticHand(seed=1, reclutch_every_s=None)
+    assert all(steady.clutch_at(t) for t in (0.0, 2.55, 5.1))
