@@ -264,7 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     task_name = settings.task.get("name") or None
     if args.sim or not endpoint:  # the embedded default: a local simulated arm on loopback
         endpoint = free_tcp_endpoint()
-        arm_proc = start_local_arm(endpoint, *(("--task", task_name) if task_name else ()))
+        extra = ["--task", task_name] if task_name else []
+        if profile is not None and profile.delay_ms > 0:
+            # The simulated arm must accept commands as old as the emulated distance makes
+            # them, or it refuses them all as stale: its limit grows by the one-way delay (a
+            # real arm keeps its own configured limit).
+            age_ms = 250.0 + profile.delay_ms + 4.0 * profile.jitter_ms
+            extra += ["--max-command-age-ms", f"{age_ms:g}"]
+            print(f"simulated distance: the local arm refuses commands older than {age_ms:g} ms")
+        arm_proc = start_local_arm(endpoint, *extra)
     training = None
     if task_name:
         training = TrainingOptions(

@@ -88,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--watchdog-ms", type=float, default=SafetyConfig.watchdog_ms)
     p.add_argument(
+        "--max-command-age-ms",
+        type=float,
+        default=SafetyConfig.max_command_age_ms,
+        help="refuse commands older than this (stale-command rejection; raise it only to "
+        "drive the simulator over an emulated long-distance link)",
+    )
+    p.add_argument(
         "--controller-timeout-ms",
         type=float,
         default=LinkConfig.controller_timeout_ms,
@@ -157,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                 server = ArmServer(
                     driver,
                     link,
-                    SafetyConfig(watchdog_ms=args.watchdog_ms),
+                    SafetyConfig(
+                        watchdog_ms=args.watchdog_ms, max_command_age_ms=args.max_command_age_ms
+                    ),
                     rt_priority=args.rt_priority or None,
                     cpus=tuple(args.cpu) if args.cpu else None,
                 )
