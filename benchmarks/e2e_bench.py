@@ -527,8 +527,13 @@ def check(result: dict[str, Any], profile: ImpairmentProfile) -> list[str]:
                 f"{name}: {k} p50 {p50:.3f} ms, the profile's one-way delay is {delay:g} ms "
                 f"(tolerance {dtol:.2f})"
             )
-    if not tot["p50"] > 2 * delay:
-        problems.append(f"{name}: total p50 {tot['p50']:.3f} ms <= 2 x {delay:g} ms delay")
+    # newest-wins under jitter: the commands that get applied are the ones that overtook
+    # their predecessors, so the acknowledged ones are biased a little below the mean delay
+    if not tot["p50"] > 2 * delay - 2 * dtol:
+        problems.append(
+            f"{name}: total p50 {tot['p50']:.3f} ms < 2 x {delay:g} ms delay "
+            f"(tolerance {2 * dtol:.2f})"
+        )
     rtt = result["link"]["rtt_ms"].get("p50")
     if rtt is not None and not 2 * delay - 2 * dtol <= rtt <= 2 * delay + 2 * dtol + 2.0:
         problems.append(f"{name}: RTT p50 {rtt:.3f} ms, the profile's is {2 * delay:g} ms")
