@@ -554,7 +554,8 @@ def check(result: dict[str, Any], profile: ImpairmentProfile) -> list[str]:
                     f"{name}: {d} loss {100 * loss:.2f} %, the profile's is {100 * exp:.2f} %"
                 )
     off = result["link"]["clock_offset_ms"]
-    if off is not None and abs(off) > 2.0:
+    # NTP-style: the estimate's error is up to half the path asymmetry, i.e. the jitter
+    if off is not None and abs(off) > 2.0 + 2.0 * sigma:
         problems.append(
             f"{name}: clock offset estimate {off:.3f} ms; both processes read one clock (0)"
         )
