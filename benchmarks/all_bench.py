@@ -101,6 +101,17 @@ def _steps(out: Path, quick: bool, seeds: int) -> list[tuple[str, list[str], Pat
     ]
 
 
+def _embed(markdown: str) -> str:
+    """A benchmark's own markdown, fit to sit under a README heading: its top-level headings
+    and embedded images (relative to its own folder) are dropped."""
+    keep = [
+        line
+        for line in markdown.strip().splitlines()
+        if not line.startswith(("# ", "## Plots", "!["))
+    ]
+    return "\n".join(keep).strip()
+
+
 def compose(out: Path, sections: Sequence[tuple[str, Path, Sequence[str]]], machine: str) -> str:
     """The results markdown: a heading, the markdown table and the plots of each section."""
     lines = [
@@ -114,13 +125,12 @@ def compose(out: Path, sections: Sequence[tuple[str, Path, Sequence[str]]], mach
     for heading, md, pngs in sections:
         lines += [f"### {heading}", ""]
         if md.exists():
-            lines += [md.read_text().strip(), ""]
+            lines += [_embed(md.read_text()), ""]
         else:
             lines += [f"(no results: `{md}` was not written)", ""]
-        for png in pngs:
-            path = out / png
-            if path.exists():
-                lines += [f"![{heading}]({path.as_posix()})", ""]
+        plots = [(out / png).as_posix() for png in pngs if (out / png).exists()]
+        if plots:  # generated files (results/ is not in git): named, not embedded
+            lines += ["Plots: " + ", ".join(f"`{p}`" for p in plots) + ".", ""]
     lines.append(END)
     return "\n".join(lines) + "\n"
 

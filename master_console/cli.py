@@ -287,16 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         if not settings.record.path:  # a task is always recorded: it is scored from the file
             settings = settings.replace("record", path=str(session_path(task_name)))
     rec = settings.record
-    if rec.path:
-        Path(rec.path).parent.mkdir(parents=True, exist_ok=True)
-    recorder = (
-        Recorder(rec.path, metadata={"argv": sys.argv}, record_video=rec.video)
-        if rec.path
-        else None
-    )
+    recorder = None
     display = None
     summary: dict[str, Any] = {}
-    try:
+    try:  # from here on the local arm is stopped however this ends
+        if rec.path:
+            Path(rec.path).parent.mkdir(parents=True, exist_ok=True)
+            recorder = Recorder(rec.path, metadata={"argv": sys.argv}, record_video=rec.video)
         from master_console.display import DisplayFeed, resolve_mode
         from master_console.haptics import ForceFeedback
 
@@ -361,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"warning: the arm refused us ({link.rejected.code}): {link.rejected.reason}",
                     file=sys.stderr,
                 )
-    except LinkError as exc:
+    except (LinkError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

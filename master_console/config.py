@@ -23,6 +23,7 @@ wrong type, is an error that names it (a typo must never silently fall back to a
 
     [input]
     device = "synthetic"      # synthetic | keyboard | glove | replay | joystick | spacemouse
+                              # | expert (a scripted surgeon that performs --task by itself)
 
     [synthetic]               # the seeded synthetic surgeon hand
     seed = 0
@@ -78,7 +79,7 @@ from master_console.devices import (
     ReplayDevice,
 )
 
-INPUTS = ("synthetic", "keyboard", "glove", "replay", "joystick", "spacemouse")
+INPUTS = ("synthetic", "keyboard", "glove", "replay", "joystick", "spacemouse", "expert")
 
 
 class ConfigError(ValueError):
@@ -405,6 +406,10 @@ def make_device(settings: ConsoleSettings) -> InputDevice:
         from master_console.joystick import SpaceMouseDevice
 
         return SpaceMouseDevice(settings.spacemouse_config())
+    if kind == "expert":  # the scripted expert surgeon: a pose device (the tremor filter applies)
+        from master_console.expert import ScriptedExpert
+
+        return ScriptedExpert(seed=settings.synthetic.seed, scale=settings.console.scale)
     raise ConfigError(f"unknown input device {kind!r}; one of {', '.join(INPUTS)}")
 
 

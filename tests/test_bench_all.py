@@ -34,7 +34,7 @@ def test_compose_takes_each_benchmarks_markdown_and_plots(tmp_path) -> None:
     )
     assert block.startswith(BEGIN) and block.rstrip().endswith(END)
     assert "### Latency" in block and "| total | 1.2 |" in block
-    assert "e2e-cdf.png" in block and "absent.png" not in block
+    assert "e2e-cdf.png`" in block and "absent.png" not in block
     assert "### Loop" in block and "was not written" in block
     assert "test machine" in block
 
