@@ -231,7 +231,12 @@ class ConsoleLoop:
                 measured_cf=list(st.measured_cf),
                 jaw=st.measured_jaw,
                 flags=list(st.safety_flags),
-                task={k: v for k, v in st.counters.items() if k.startswith("task_")},
+                # only the arm's task counters, and only when it runs a task (every state, 1 kHz)
+                task=(
+                    {k: v for k, v in st.counters.items() if k.startswith("task_")}
+                    if "task_started" in st.counters
+                    else {}
+                ),
             )
 
     def _on_video(self, frame: VideoFrame, rx_ns: int) -> None:

@@ -1444,27 +1444,27 @@ class ConsoleView:
 
     def _update_console(self, t: Mapping[str, Any]) -> None:
         dark = "#1a1200"
-        clutch = _bool(t, "clutch")
-        if clutch is None:
-            self._pill("clutch", "CLUTCH n/a", OFF, MUTED)
-        elif clutch:
-            self._pill("clutch", "CLUTCH ENGAGED", GREEN)
-        else:
-            self._pill("clutch", "CLUTCH OUT", OFF, TEXT)
-        present = _bool(t, "operator_present")
-        if present is None:
-            self._pill("operator", "OPERATOR n/a", OFF, MUTED)
-        elif present:
-            self._pill("operator", "OPERATOR PRESENT", GREEN)
-        else:
-            self._pill("operator", "OPERATOR ABSENT", AMBER, dark)
-        armed = _bool(t, "armed")
-        if armed is None:
-            self._pill("armed", "ARMED n/a", OFF, MUTED)
-        elif armed:
-            self._pill("armed", "ARMED", GREEN)
-        else:
-            self._pill("armed", "NOT ARMED", AMBER, dark)
+        # pill, telemetry key, label when true, label when false (+ colours), label when unknown
+        for pill, key, on, off, off_fc, off_fg, na in (
+            ("clutch", "clutch", "CLUTCH ENGAGED", "CLUTCH OUT", OFF, TEXT, "CLUTCH n/a"),
+            (
+                "operator",
+                "operator_present",
+                "OPERATOR PRESENT",
+                "OPERATOR ABSENT",
+                AMBER,
+                dark,
+                "OPERATOR n/a",
+            ),
+            ("armed", "armed", "ARMED", "NOT ARMED", AMBER, dark, "ARMED n/a"),
+        ):
+            value = _bool(t, key)
+            if value is None:
+                self._pill(pill, na, OFF, MUTED)
+            elif value:
+                self._pill(pill, on, GREEN)
+            else:
+                self._pill(pill, off, off_fc, off_fg)
         op = t.get("operating_state")
         colors = {"ENABLED": (GREEN, "white"), "PAUSED": (AMBER, dark), "FAULT": (RED, "white")}
         if isinstance(op, str) and op:

@@ -257,6 +257,16 @@ def _from_dict(cls: type, d: Mapping[str, Any]) -> Any:
     return cls(**dict(d))
 
 
+#: the button roles both device configs have; no button may serve two of them
+_ROLE_KEYS = (
+    "clutch_button",
+    "operator_present_button",
+    "camera_button",
+    "jaw_open_button",
+    "jaw_close_button",
+)
+
+
 def _check_roles(roles: dict[str, int | None]) -> None:
     seen: dict[int, str] = {}
     for role, b in roles.items():
@@ -493,15 +503,7 @@ class JoystickConfig:
                 )
             if self.jaw_axis in used:
                 raise ValueError(f"jaw_axis {self.jaw_axis} is also a motion axis in axes {axes}")
-        _check_roles(
-            {
-                "clutch_button": self.clutch_button,
-                "operator_present_button": self.operator_present_button,
-                "camera_button": self.camera_button,
-                "jaw_open_button": self.jaw_open_button,
-                "jaw_close_button": self.jaw_close_button,
-            },
-        )
+        _check_roles({k: getattr(self, k) for k in _ROLE_KEYS})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JoystickConfig:
@@ -810,15 +812,7 @@ class SpaceMouseConfig:
             raise ValueError(f"device_name must be a non-empty string, got {self.device_name!r}")
         s("device_index", _check_int("device_index", self.device_index, 0))
         s("rate_hz", _check_float("rate_hz", self.rate_hz, 0.0, True))
-        _check_roles(
-            {
-                "clutch_button": self.clutch_button,
-                "operator_present_button": self.operator_present_button,
-                "camera_button": self.camera_button,
-                "jaw_open_button": self.jaw_open_button,
-                "jaw_close_button": self.jaw_close_button,
-            },
-        )
+        _check_roles({k: getattr(self, k) for k in _ROLE_KEYS})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SpaceMouseConfig:
