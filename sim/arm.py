@@ -97,7 +97,9 @@ def _home_joints(q: np.ndarray) -> np.ndarray:
 
 
 class SimArm(ArmDriver):
-    """The PyBullet RCM instrument arm (see the module docstring).
+    """The simulated instrument arm: PyBullet physics at 1 kHz, endoscope camera, force, tasks.
+
+    A remote-centre-of-motion arm (see the module docstring).
 
     Args:
         gui: open PyBullet's window (needs a display) instead of running headless (DIRECT).
@@ -111,6 +113,7 @@ class SimArm(ArmDriver):
     """
 
     name: ClassVar[str] = "sim"
+    moves_hardware = False
     task_names: ClassVar[tuple[str, ...]] = tuple(TASKS)
     """The training tasks ``task=`` accepts."""
 

@@ -32,19 +32,22 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
 
-from network.protocol import ArmDescription
+from network.link import ReceivedCommand
+from network.protocol import ArmDescription, Command
 from slave_arm.driver import ArmDriver, NotEnabledError, OperatingState
+from slave_arm.registry import (
+    ENTRY_POINT_GROUP,
+    InstalledDriver,
+    installed_drivers,
+    load_driver_class,
+)
+from slave_arm.safety import SafetyConfig, SafetySupervisor
 
 logger = logging.getLogger(__name__)
-
-ENTRY_POINT_GROUP = "telesurgery.arm_drivers"
-"""The entry-point group a driver package registers its ArmDriver class in."""
 
 DriverFactory = Callable[[], ArmDriver]
 Check = Callable[[DriverFactory], str | None]
@@ -68,6 +71,14 @@ SETTLE_S = 0.5
 """How long a 5 mm step may take to settle (s of ticks)."""
 HOLD_S = 0.2
 """How long a held arm is watched (s of ticks)."""
+HOLD_STILL_M = 0.05e-3
+"""A held arm is at rest once it stays within this of where it ends (m) ..."""
+HOLD_STOP_MS = 50.0
+"""... and it must get there within this long of hold() (ms of ticks)."""
+WATCHDOG_SPEED_M_S = 0.02
+"""The watchdog check's streamed motion: 20 mm/s (or half the arm's speed limit) ..."""
+WATCHDOG_STREAM_S = 0.15
+"""... for this long (s of ticks), at most 5 mm."""
 RATE_S = 0.5
 """How long the achieved rate is measured (s of ticks)."""
 MIN_RATE_FRACTION = 0.5
@@ -590,15 +601,29 @@ def check_jaw_limits(make_driver: DriverFactory) -> None:
             )
 
 
-def check_hold(make_driver: DriverFactory) -> None:
-    """hold() while moving: setpoint := measured, the arm stops (< 0.5 mm in 0.2 s), stays ENABLED.
+def _settle_ticks(xs: list[np.ndarray], tol_m: float) -> int:
+    """How many samples until the positions ``xs`` stay within ``tol_m`` of the last one."""
+    last = xs[-1]
+    for i in range(len(xs) - 1, -1, -1):
+        if float(np.linalg.norm(xs[i] - last)) > tol_m:
+            return i + 1
+    return 0
+
+
+def check_hold(make_driver: DriverFactory) -> str:
+    """hold() while moving: setpoint := measured, the arm stops (< 0.5 mm in 0.2 s, within
+    50 ms), stays ENABLED. The note gives the hold latency (time to stop) and the overshoot.
 
     The arm is commanded 5 mm away and ticked for 5 ms, so it is moving when hold() is called.
     """
     with _connected(make_driver, enable=True) as d:
+        rate = _rate_hz(d)
         target, _ = _step_target(_pose(d), d.description)
         d.servo_cp(target)
         _tick(d, 0.005)
+        before = _pose(d)
+        d.update()
+        speed = float(np.linalg.norm(_pose(d)[:3] - before[:3])) * rate
         d.hold()
         if d.operating_state != OperatingState.ENABLED:
             _fail(f"hold() changed operating_state to {d.operating_state}: it must keep the state")
@@ -611,15 +636,130 @@ def check_hold(make_driver: DriverFactory) -> None:
                 f"after hold() setpoint_cp() is {gap * 1e3:.3f} mm from measured_cp() "
                 "(hold() must set the setpoint to the measured pose)"
             )
-        _tick(d, HOLD_S)
-        drift = float(np.linalg.norm(_pose(d)[:3] - held[:3]))
+        path = [held[:3]]
+        for _ in range(_n_ticks(d, HOLD_S)):
+            d.update()
+            path.append(_pose(d)[:3])
+        drift = float(np.linalg.norm(path[-1] - held[:3]))
+        stop_ms = _settle_ticks(path, HOLD_STILL_M) / rate * 1e3
         if drift >= POSITION_TOL_M:
             problems.append(
                 f"the arm moved {drift * 1e3:.3f} mm in {HOLD_S:g} s after hold() (limit "
                 f"{POSITION_TOL_M * 1e3:g} mm): hold() did not stop it at the measured pose"
             )
+        elif stop_ms > HOLD_STOP_MS:
+            problems.append(
+                f"the arm took {stop_ms:.0f} ms to come to rest after hold() (limit "
+                f"{HOLD_STOP_MS:g} ms): it must stop at once"
+            )
         if problems:
             _fail("; ".join(problems))
+        return (
+            f"moving at {speed * 1e3:.0f} mm/s, stopped {stop_ms:.1f} ms after hold(), "
+            f"{drift * 1e3:.3f} mm from the hold point"
+        )
+
+
+def _watchdog_tick(
+    d: ArmDriver, sup: SafetySupervisor, now_ns: int, rc: ReceivedCommand | None
+) -> str:
+    """One arm-server tick without the link: supervise, act through the driver, update()."""
+    m, s, w = d.measured_cp(), d.setpoint_cp(), d.measured_cf()
+    dec = sup.supervise(now_ns, rc, 0 if rc is not None else None, m.pose, s.pose, w.wrench)
+    if dec.action == "servo":
+        d.servo_cp(dec.pose)
+        if dec.jaw is not None:
+            d.servo_jaw(dec.jaw)
+    elif dec.action in ("hold", "estop"):
+        d.hold()
+    d.update()
+    if dec.action not in ("servo", "none") or not rc:
+        return dec.action
+    if dec.action == "none" and rc.command.clutch_engaged:
+        _fail(
+            "the safety supervisor refused the driver's own stream: "
+            + ("; ".join(dec.reasons) or "no reason given")
+        )
+    return dec.action
+
+
+def check_watchdog(make_driver: DriverFactory) -> str:
+    """Served as the arm server does (the safety supervisor with the default watchdog), a
+    console streams a 20 mm/s motion and goes silent: the arm goes no further than the last
+    target, the supervisor calls hold() when the watchdog trips, and the arm stays there."""
+    with _connected(make_driver, enable=True) as d:
+        desc = d.description
+        rate = _rate_hz(d)
+        config = SafetyConfig.from_description(desc)
+        sup = SafetySupervisor(config, rate)
+        period_ns = round(1e9 / rate)
+        p0 = _pose(d)
+        _, sign = _step_target(p0, desc)
+        speed = min(WATCHDOG_SPEED_M_S, 0.5 * float(desc.max_tool_speed_m_s))
+        lo, hi = desc.jaw_range_rad
+        jaw = min(max(d.measured_jaw().angle_rad, lo), hi)
+        now = time.monotonic_ns()
+        n_stream = _n_ticks(d, WATCHDOG_STREAM_S)
+        last = p0.copy()
+        for i in range(n_stream + 1):
+            now += period_ns
+            last = p0.copy()
+            last[0] += sign * min(STEP_M, speed * max(0, i - 1) / rate)
+            cmd = Command(
+                seq=i + 1,
+                send_ns=now,
+                mode="servo_cp",
+                servo_cp=tuple(last.tolist()),  # type: ignore[arg-type]
+                servo_jaw=jaw,
+                clutch_engaged=i > 0,  # released first: the supervisor arms on the engage edge
+                operator_present=True,
+            )
+            _watchdog_tick(d, sup, now, ReceivedCommand(cmd, now))
+        followed = (_pose(d)[0] - p0[0]) * sign
+        expect = (last[0] - p0[0]) * sign
+        if followed < 0.3 * expect:
+            _fail(
+                f"streamed {expect * 1e3:.1f} mm along x through the safety supervisor, the arm "
+                f"followed {followed * 1e3:.2f} mm: it does not track a stream of servo_cp targets"
+            )
+        silent_from = now
+        hold_at_ns = None
+        overshoot = 0.0
+        path: list[np.ndarray] = []
+        for _ in range(_n_ticks(d, config.watchdog_ms / 1e3 + HOLD_S)):
+            now += period_ns
+            action = _watchdog_tick(d, sup, now, None)
+            p = _pose(d)
+            if hold_at_ns is None:
+                overshoot = max(overshoot, (p[0] - last[0]) * sign)
+                if action == "hold":
+                    hold_at_ns = now
+                    held = p[:3].copy()
+            else:
+                path.append(p[:3])
+        if overshoot > POSITION_TOL_M:
+            _fail(
+                f"with no new command the arm went {overshoot * 1e3:.2f} mm past the last target "
+                f"(limit {POSITION_TOL_M * 1e3:g} mm): servo_cp targets are absolute; does the "
+                "driver keep applying the last velocity?"
+            )
+        if hold_at_ns is None or not path:
+            _fail(
+                f"the safety supervisor never asked for hold() in {config.watchdog_ms:g} ms + "
+                f"{HOLD_S:g} s of silence"
+            )
+        drift = float(np.linalg.norm(path[-1] - held))
+        if drift >= POSITION_TOL_M:
+            _fail(
+                f"after the watchdog's hold() the arm moved {drift * 1e3:.3f} mm in {HOLD_S:g} s "
+                f"(limit {POSITION_TOL_M * 1e3:g} mm): it must stay where hold() found it"
+            )
+        silence_ms = (hold_at_ns - silent_from) / 1e6
+        return (
+            f"hold() {silence_ms:.0f} ms after the last command (watchdog "
+            f"{config.watchdog_ms:g} ms); {max(overshoot, 0.0) * 1e3:.3f} mm past the last "
+            f"target, {drift * 1e3:.3f} mm drift in {HOLD_S:g} s after"
+        )
 
 
 def check_bad_arguments(make_driver: DriverFactory) -> None:
@@ -799,6 +939,7 @@ CHECKS: list[Check] = [
     check_workspace_limits,
     check_jaw_limits,
     check_hold,
+    check_watchdog,
     check_bad_arguments,
     check_disconnect,
     check_context_manager,
@@ -815,8 +956,12 @@ def check_name(check: Check) -> str:
 # ---------------------------------------------------------------------------------------------
 # Running and reporting
 # ---------------------------------------------------------------------------------------------
+Progress = Callable[[int, int, str, bool, str], None]
+"""``progress(index, total, name, passed, message)``, called after each check."""
+
+
 def run_conformance(
-    make_driver: DriverFactory, checks: list[Check] | None = None
+    make_driver: DriverFactory, checks: list[Check] | None = None, progress: Progress | None = None
 ) -> list[tuple[str, bool, str]]:
     """Run every check (or ``checks``); rows of (short name, passed, message). Never raises.
 
@@ -824,7 +969,8 @@ def run_conformance(
     :class:`ConformanceError` message, or the unexpected exception and where it was raised.
     """
     rows: list[tuple[str, bool, str]] = []
-    for check in CHECKS if checks is None else checks:
+    todo = CHECKS if checks is None else checks
+    for check in todo:
         name = check_name(check)
         try:
             note = check(make_driver)
@@ -843,62 +989,60 @@ def run_conformance(
         else:
             rows.append((name, True, note or ""))
         logger.debug("conformance %s: %s", name, "pass" if rows[-1][1] else rows[-1][2])
+        if progress is not None:
+            progress(len(rows), len(todo), *rows[-1])
     return rows
 
 
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "contract": (
+        "connect",
+        "description",
+        "state_transitions",
+        "servo_needs_enabled",
+        "home",
+        "servo_returns_copy",
+        "disconnect",
+        "context_manager",
+    ),
+    "units and frames": ("units_and_frames",),
+    "limits": ("workspace_limits", "jaw_limits"),
+    "timestamps": ("timestamps",),
+    "hold and its latency": ("hold",),
+    "watchdog (behind the safety supervisor)": ("watchdog",),
+    "bad arguments": ("bad_arguments",),
+    "control rate": ("rate",),
+}
+"""The report's sections: which checks prove which part of the contract."""
+
+
 def format_report(rows: list[tuple[str, bool, str]], title: str = "driver conformance") -> str:
-    """The rows as a plain-text report: a summary line, then one line per check."""
+    """The rows as a plain-text report: a summary line, then the checks by section, one line
+    each (PASS/FAIL, name, note or what was wrong)."""
     passed = sum(1 for _, ok, _ in rows if ok)
     width = max((len(name) for name, _, _ in rows), default=0)
     lines = [f"{title}: {passed}/{len(rows)} checks passed"]
-    for name, ok, message in rows:
-        line = f"  {'PASS' if ok else 'FAIL'}  {name:<{width}}"
-        if message:
-            line += f"  {message}"
-        lines.append(line.rstrip())
+    if passed < len(rows):
+        failed = ", ".join(name for name, ok, _ in rows if not ok)
+        lines[0] += f"; FAILED: {failed}"
+    known = {name for names in CATEGORIES.values() for name in names}
+    sections = [*CATEGORIES.items(), ("other", tuple(n for n, _, _ in rows if n not in known))]
+    for section, names in sections:
+        members = [r for r in rows if r[0] in names]
+        if not members:
+            continue
+        lines.append(f"  {section}")
+        for name, ok, message in members:
+            line = f"    {'PASS' if ok else 'FAIL'}  {name:<{width}}"
+            if message:
+                line += f"  {message}"
+            lines.append(line.rstrip())
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
-# Installed drivers (entry points)
+# Installed drivers (entry points: slave_arm.registry)
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class InstalledDriver:
-    """A driver registered in :data:`ENTRY_POINT_GROUP`; ``error`` says why it cannot load."""
-
-    name: str
-    target: str
-    """The entry point's value, ``module:Class``."""
-    cls: type[ArmDriver] | None
-    error: str | None
-
-
-def _entry_points() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep)  # an install seen twice lists its entry points twice
-    return found
-
-
-def _load(ep: Any) -> type[ArmDriver]:
-    obj = ep.load()
-    if not (isinstance(obj, type) and issubclass(obj, ArmDriver)):
-        raise TypeError(f"{ep.value} is {obj!r}, not an ArmDriver subclass")
-    return obj
-
-
-def installed_drivers() -> list[InstalledDriver]:
-    """Every driver in the entry-point group, loaded, or with the error that stopped it."""
-    out = []
-    for name, ep in sorted(_entry_points().items()):
-        try:
-            out.append(InstalledDriver(name, ep.value, _load(ep), None))
-        except Exception as exc:  # a missing dependency, a broken module, not a driver
-            logger.info("driver %r (%s) cannot be loaded: %s", name, ep.value, exc)
-            out.append(InstalledDriver(name, ep.value, None, f"{type(exc).__name__}: {exc}"))
-    return out
-
-
 def conformance_params() -> list[Any]:
     """The installed drivers' names as ``pytest.param``s; ones that fail to load are skipped.
 
@@ -918,7 +1062,8 @@ def conformance_params() -> list[Any]:
 
 
 def driver_factory(name: str | type[ArmDriver]) -> DriverFactory:
-    """A zero-argument constructor for the driver registered as ``name`` (or for a class).
+    """A zero-argument constructor for the driver registered as ``name`` (an entry-point name
+    or ``module:Class``), or for a class.
 
     Raises LookupError for an unknown name, and whatever importing the driver raises.
     """
@@ -926,10 +1071,22 @@ def driver_factory(name: str | type[ArmDriver]) -> DriverFactory:
         if not issubclass(name, ArmDriver):
             raise TypeError(f"{name!r} is not an ArmDriver subclass")
         return name
-    eps = _entry_points()
-    if name not in eps:
-        raise LookupError(
-            f"no driver named {name!r} in entry-point group {ENTRY_POINT_GROUP!r}; "
-            f"installed: {sorted(eps) or 'none'} (is the package installed, pip install -e .?)"
-        )
-    return _load(eps[name])
+    return load_driver_class(name)
+
+
+__all__ = [
+    "CATEGORIES",
+    "CHECKS",
+    "ENTRY_POINT_GROUP",
+    "Check",
+    "ConformanceError",
+    "DriverFactory",
+    "InstalledDriver",
+    "Progress",
+    "check_name",
+    "conformance_params",
+    "driver_factory",
+    "format_report",
+    "installed_drivers",
+    "run_conformance",
+]

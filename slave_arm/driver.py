@@ -114,6 +114,10 @@ class ArmDriver(ABC):
     """
 
     name: ClassVar[str] = ""
+    moves_hardware: bool = True
+    """True when this driver moves a real arm: ``slave-arm check-driver`` then asks the operator
+    to confirm before the conformance kit moves it. Simulators set False (a driver with a
+    simulated backend may set it per instance in ``__init__``)."""
 
     # -- lifetime --------------------------------------------------------------------------
     @abstractmethod

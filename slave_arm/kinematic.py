@@ -107,6 +107,7 @@ class KinematicArm(ArmDriver):
     """
 
     name: ClassVar[str] = "kinematic"
+    moves_hardware = False
 
     def __init__(
         self,

@@ -15,6 +15,8 @@ import pytest
 from benchmarks.echo import echo_state
 from network.link import ArmLink, LinkConfig, free_tcp_endpoint
 
+pytest_plugins = ["pytester"]  # the conformance plug-in's tests run pytest inside pytest
+
 
 class EchoProcess:
     """``python -m benchmarks.echo link`` in its own process: answers every command."""

@@ -6,15 +6,13 @@ Also the kinematic arm's own behaviour (first-order tracking, Euler angles, homi
 from __future__ import annotations
 
 import math
-import time
 from importlib.metadata import EntryPoint
-from typing import Any
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from slave_arm import conformance
+from slave_arm import conformance, registry
 from slave_arm.conformance import (
     CHECKS,
     ConformanceError,
@@ -26,12 +24,20 @@ from slave_arm.conformance import (
 )
 from slave_arm.driver import (
     ArmDriver,
-    CartesianReading,
     DriverError,
     NotEnabledError,
     OperatingState,
 )
 from slave_arm.kinematic import HOME_POSE, KinematicArm, quaternion_to_rpy
+from tests.broken_drivers import (
+    AcceptsNaN,
+    Coasting,
+    HoldDoesNothing,
+    Millimetres,
+    SwapsXY,
+    TooSlow,
+    ZeroTimestamps,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,67 +58,6 @@ def test_kinematic_is_installed() -> None:
 # ---------------------------------------------------------------------------------------------
 # Broken drivers fail the kit, at the right check, with a message naming the cause
 # ---------------------------------------------------------------------------------------------
-class AcceptsNaN(KinematicArm):
-    """Forgets to check finiteness: NaN/inf poses become the setpoint."""
-
-    def servo_cp(self, pose: Any) -> np.ndarray:
-        try:
-            return super().servo_cp(pose)
-        except ValueError as exc:
-            if "not finite" not in str(exc):
-                raise
-            self._setpoint = np.asarray(pose, dtype=np.float64).copy()
-            return self._setpoint.copy()
-
-
-class HoldDoesNothing(KinematicArm):
-    """hold() is a no-op: the arm keeps going to the old target."""
-
-    def hold(self) -> None:
-        pass
-
-
-class ZeroTimestamps(KinematicArm):
-    """Stamps every reading 0."""
-
-    def __init__(self) -> None:
-        super().__init__(clock_ns=lambda: 0)
-
-
-class Millimetres(KinematicArm):
-    """Reports positions in millimetres (x1000) instead of metres."""
-
-    def measured_cp(self) -> CartesianReading:
-        r = super().measured_cp()
-        pose = r.pose.copy()
-        pose[:3] *= 1000.0
-        return CartesianReading(pose, r.timestamp_ns)
-
-    def setpoint_cp(self) -> CartesianReading:
-        r = super().setpoint_cp()
-        pose = r.pose.copy()
-        pose[:3] *= 1000.0
-        return CartesianReading(pose, r.timestamp_ns)
-
-
-class SwapsXY(KinematicArm):
-    """Reports the tool position as (y, x, z): not the base frame."""
-
-    def measured_cp(self) -> CartesianReading:
-        r = super().measured_cp()
-        pose = r.pose.copy()
-        pose[[0, 1]] = pose[[1, 0]]
-        return CartesianReading(pose, r.timestamp_ns)
-
-
-class TooSlow(KinematicArm):
-    """update() takes 2 ms at a 1 kHz control rate."""
-
-    def update(self) -> None:
-        time.sleep(0.002)
-        super().update()
-
-
 @pytest.mark.parametrize(
     ("driver", "failing", "words", "only"),
     [
@@ -123,6 +68,7 @@ class TooSlow(KinematicArm):
         (Millimetres, "units_and_frames", "millimetres instead of metres", False),
         (SwapsXY, "units_and_frames", "moved along another axis", False),
         (TooSlow, "rate", "too slow", True),
+        (Coasting, "watchdog", "keep applying the last velocity", False),
     ],
     ids=[
         "nan",
@@ -132,6 +78,7 @@ class TooSlow(KinematicArm):
         "millimetres",
         "swapped-axes",
         "slow",
+        "coasting",
     ],
 )
 def test_broken_driver_fails(driver: type[ArmDriver], failing: str, words: str, only: bool) -> None:
@@ -179,7 +126,7 @@ def test_unloadable_driver_is_skipped_with_reason(monkeypatch: pytest.MonkeyPatc
         EntryPoint("ghost", "no_such_module_for_conformance:Arm", group),
         EntryPoint("notadriver", "math:pi", group),
     ]
-    monkeypatch.setattr(conformance, "entry_points", lambda group: fake)
+    monkeypatch.setattr(registry, "entry_points", lambda group: fake)
     params = {p.values[0]: p for p in conformance_params()}
     assert not params["kinematic"].marks
     for name, why in (("ghost", "ModuleNotFoundError"), ("notadriver", "not an ArmDriver")):
