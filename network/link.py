@@ -467,6 +467,7 @@ class ConsoleLink(_Endpoint):
         self.on_video = on_video
         self.welcome: Welcome | None = None
         self.rejected: Reject | None = None
+        self._version_mismatch: str | None = None  # the arm answered in a version not spoken
         self.handshake_rtt_ms = float("nan")
         self.latest_state: ReceivedState | None = None
         self.latest_video: tuple[VideoFrame, int] | None = None
@@ -521,7 +522,8 @@ class ConsoleLink(_Endpoint):
             hello = Hello(now, self.role, self.name[:64], SUPPORTED_VERSIONS)
             self._send(self._ctrl, encode(hello), now)
             got = self.service_until(
-                min(deadline, now + retry_ns), lambda: bool(self.welcome or self.rejected)
+                min(deadline, now + retry_ns),
+                lambda: bool(self.welcome or self.rejected or self._version_mismatch),
             )
             if got:
                 break
@@ -537,7 +539,18 @@ class ConsoleLink(_Endpoint):
             rej = self.rejected
             self.close()
             raise LinkRejected(rej.code, rej.reason)
+        if self._version_mismatch is not None:
+            self.close()
+            raise LinkRejected("version", self._version_mismatch)
         assert self.welcome is not None
+        if self.welcome.version not in SUPPORTED_VERSIONS:
+            chosen = self.welcome.version
+            self.close()
+            raise LinkRejected(
+                "version",
+                f"the arm chose protocol version {chosen}, which this console did not offer "
+                f"(it speaks {list(SUPPORTED_VERSIONS)}): the arm broke the negotiation",
+            )
         # send heartbeats at least as often as the arm asks
         hb_ms = min(self.config.heartbeat_interval_ms, self.welcome.heartbeat_interval_ms)
         self._hb_interval_ns = int(hb_ms * 1e6)
@@ -608,8 +621,15 @@ class ConsoleLink(_Endpoint):
 
     # -- receiving ---------------------------------------------------------------------------
     def _handle(self, channel: str, frames: list[Any], rx_ns: int) -> None:
-        msg = self._decode(frames, rx_ns)
-        if msg is None:
+        try:
+            msg = decode(frames)
+        except ProtocolError as exc:
+            self._count_bad(exc.reason, rx_ns)
+            if channel == "control" and exc.code == "version" and self.welcome is None:
+                self._version_mismatch = (
+                    f"the arm answered in protocol version {exc.peer_version}; this console "
+                    f"speaks {list(SUPPORTED_VERSIONS)}: update the older side"
+                )
             return
         t = type(msg)
         if channel == "state":

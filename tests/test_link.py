@@ -29,6 +29,7 @@ from network.protocol import (
     Hello,
     Reject,
     State,
+    Welcome,
     decode,
     encode,
 )
@@ -262,6 +263,77 @@ def test_incompatible_version_gets_a_reject_naming_both(echo_process) -> None:
     finally:
         d.close()
         ctx.term()
+
+
+@pytest.mark.slow
+def test_version_negotiation_picks_the_highest_common(echo_process) -> None:
+    arm = echo_process()
+    ctx, d = _raw_dealer(arm.endpoint)
+    try:
+        time.sleep(0.1)
+        # a future console speaking 1..3 writes its hello in the lowest (PROTOCOL.md 4.3)
+        d.send(encode(Hello(now_ns(), "observer", "future", (3, 1, 2)))[0])
+        welcome = decode(_recv(d))
+        assert isinstance(welcome, Welcome) and welcome.version == 1
+    finally:
+        d.close()
+        ctx.term()
+
+
+def _serve_one_welcome(endpoint: str, welcome: bytes, stop: threading.Event) -> None:
+    """A fake arm: answers every hello on the control channel with ``welcome``."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.linger = 0
+    router.bind(channel_endpoints(endpoint).control)
+    try:
+        while not stop.is_set():
+            if router.poll(20):
+                identity, _hello = router.recv_multipart()
+                router.send_multipart([identity, welcome])
+    finally:
+        router.close()
+        ctx.term()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("v", 2, "the arm answered in protocol version 2; this console speaks [1]"),
+        ("version", 5, "the arm chose protocol version 5, which this console did not offer"),
+    ],
+    ids=["envelope", "chosen"],
+)
+def test_console_refuses_an_arm_speaking_another_version(
+    echo_process, field: str, value: int, words: str
+) -> None:
+    arm = echo_process()  # a real welcome to alter
+    ctx, d = _raw_dealer(arm.endpoint)
+    try:
+        time.sleep(0.1)
+        d.send(encode(Hello(now_ns(), "observer", "probe"))[0])
+        welcome = msgpack.unpackb(_recv(d)[0])
+    finally:
+        d.close()
+        ctx.term()
+    welcome[field] = value
+    endpoint = free_tcp_endpoint()
+    stop = threading.Event()
+    fake = threading.Thread(
+        target=_serve_one_welcome, args=(endpoint, msgpack.packb(welcome), stop), daemon=True
+    )
+    fake.start()
+    link = ConsoleLink(LinkConfig(endpoint=endpoint))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(LinkRejected, match="version") as err:
+            link.connect(timeout_s=3.0)
+        assert words in str(err.value)
+        assert time.monotonic() - t0 < 1.0  # at once, not after the handshake timeout
+    finally:
+        stop.set()
+        fake.join()
 
 
 @pytest.mark.slow
