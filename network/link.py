@@ -731,6 +731,8 @@ class ArmLink(_Endpoint):
         self.insecure = insecure
         self._keep_frames = security is not None
         self.controller: ControllerInfo | None = None
+        self.controller_epoch = 0
+        """Counts controller hellos: a change means a (re)started controller numbering anew."""
         self._auth: Any = None
         self._router: zmq.Socket | None = None
         self._state_pub: zmq.Socket | None = None
@@ -1063,6 +1065,7 @@ class ArmLink(_Endpoint):
                 log.info("console %r took control (session %s)", ctl.name, ctl.session)
             # a new controller, or the same one saying hello again (a restarted client may
             # start its seq anew): its stream is counted from here
+            self.controller_epoch += 1
             self.monitor.reset()
             self._newest_cmd_seq = 0
             self._pending = None

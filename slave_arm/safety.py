@@ -31,6 +31,8 @@ Rules, in the order they are applied each tick:
    ends a silence first seen on its own tick, after a stall, still carries it). A trip also forgets
    the last seq: a console that took over (its seq starts anew) is heard again, but, like every
    console after a trip, it must re-engage first. Time starts at the first ``supervise`` call.
+   The arm server also calls :meth:`SafetySupervisor.new_controller` when a console takes
+   control (or says hello again), so one that takes over within ``watchdog_ms`` is heard too.
 4. **E-stop.** :meth:`SafetySupervisor.estop` latches: the next decision is ``"estop"``, then
    ``"none"``, all with ``"estop"``, whatever commands arrive, until
    :meth:`SafetySupervisor.reset_estop`. Commands are still checked and counted meanwhile.
@@ -568,6 +570,12 @@ class SafetySupervisor:
         self._estop_pending = False
         self._disarm()
         self._holding = False  # hold once more (the setpoint becomes the measured pose)
+
+    def new_controller(self) -> None:
+        """A console took control (or said hello again): forget the last seq, since its
+        numbering starts anew, and wait for it to release and engage before moving."""
+        self._last_seq = None
+        self._disarm()
 
     def _disarm(self) -> None:
         self._armed = False

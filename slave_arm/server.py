@@ -105,6 +105,7 @@ class ArmServer:
         self._applied: ReceivedCommand | None = None
         self._last_frame_seq = -1
         self._consecutive_errors = 0
+        self._controller_epoch = 0  # the link's count of controller hellos, last seen
         self._record_ik = record_ik_error and hasattr(driver, "ik_error_m")
         self._counter_keys: dict[str, str] = {}  # safety flag -> state counter name, built once
 
@@ -154,6 +155,9 @@ class ArmServer:
         d = self.driver
         self.stats.ticks += 1
         rc = self.link.take_command()
+        if self.link.controller_epoch != self._controller_epoch:
+            self._controller_epoch = self.link.controller_epoch
+            self.safety.new_controller()
         try:
             measured = d.measured_cp()
             setpoint = d.setpoint_cp()

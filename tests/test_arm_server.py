@@ -113,6 +113,30 @@ def test_console_drives_the_arm_and_sees_state(arm: ArmProcess) -> None:
 
 
 @pytest.mark.slow
+def test_a_console_taking_over_at_once_is_heard() -> None:
+    """A second console connecting right after the first said bye numbers from 1 again: the
+    arm must not refuse it as out of order (it once did, until the watchdog tripped; a long
+    watchdog here makes sure the take-over comes before any trip)."""
+    arm = ArmProcess("kinematic", "--watchdog-ms", "2000")
+    try:
+        _take_over(arm)
+    finally:
+        assert arm.stop() == 0
+
+
+def _take_over(arm: ArmProcess) -> None:
+    with ConsoleLink(LinkConfig(endpoint=arm.endpoint), name="alice") as link:
+        engage(link)
+        stream(link, [offset(0.005)] * 500)  # seq up to ~560
+    with ConsoleLink(LinkConfig(endpoint=arm.endpoint), name="bob") as link:
+        engage(link)
+        stream(link, [offset(-0.005)] * 150)
+        st = link.latest_state.state
+        assert st.counters["safety_out_of_order_command"] == 0
+        assert st.setpoint_cp[0] == pytest.approx(-0.005, abs=1e-6)
+
+
+@pytest.mark.slow
 def test_watchdog_holds_after_the_console_is_killed_and_reengage_is_needed(
     arm: ArmProcess,
 ) -> None:

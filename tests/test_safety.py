@@ -595,6 +595,23 @@ def test_a_watchdog_trip_forgets_the_sequence_so_a_new_console_is_heard() -> Non
     arm.engage()
 
 
+def test_a_new_controller_is_heard_at_once_and_must_engage() -> None:
+    """The arm server calls new_controller() when a console takes control: a take-over within
+    the watchdog period numbers afresh and is heard, after its own release and engage."""
+    arm = Arm()
+    arm.engage()
+    arm.tick(pose(x=0.0001), seq=5000)
+    at = arm.setpoint.copy()
+    arm.sup.new_controller()
+    arm.seq = 0  # the new console numbers from 1
+    d = arm.tick(pose(x=0.0003))
+    assert d.action == "hold" and d.flags == ("wait_reengage",)  # heard, not out of order
+    np.testing.assert_array_equal(arm.setpoint, at)
+    arm.engage()
+    d = arm.tick(pose(x=0.0002))
+    assert d.action == "servo" and d.flags == ()
+
+
 def test_estop_latches_through_good_commands_until_reset_then_needs_reengage() -> None:
     arm = Arm()
     arm.engage()
