@@ -158,6 +158,7 @@ class ArmServer:
         if self.link.controller_epoch != self._controller_epoch:
             self._controller_epoch = self.link.controller_epoch
             self.safety.new_controller()
+            self._applied = None  # acks name the new controller's commands only
         try:
             measured = d.measured_cp()
             setpoint = d.setpoint_cp()

@@ -129,7 +129,9 @@ def _take_over(arm: ArmProcess) -> None:
         engage(link)
         stream(link, [offset(0.005)] * 500)  # seq up to ~560
     with ConsoleLink(LinkConfig(endpoint=arm.endpoint), name="bob") as link:
-        engage(link)
+        stream(link, [HOME] * 30, engaged=False)
+        assert link.latest_state.state.ack_seq == 0  # not alice's last command
+        stream(link, [HOME] * 30, engaged=True)
         stream(link, [offset(-0.005)] * 150)
         st = link.latest_state.state
         assert st.counters["safety_out_of_order_command"] == 0
