@@ -200,7 +200,7 @@ def _user_id(frame: Any) -> str:
         return ""
 
 
-class _RateLimitedLog:
+class RateLimitedLog:
     """Logs the first few occurrences, then at most one summary per interval."""
 
     def __init__(self, logger: logging.Logger, first: int = 5, interval_s: float = 1.0) -> None:
@@ -274,7 +274,7 @@ class _Endpoint:
         self._rx_imp = Impairment(impairment, seed * 2 + 2) if active else None  # type: ignore[arg-type]
         self.counters: Counter[str] = Counter()
         self.reject_reasons: Counter[str] = Counter()
-        self._bad_log = _RateLimitedLog(log)
+        self._bad_log = RateLimitedLog(log)
         self._rx: list[tuple[zmq.Socket, str]] = []
         self._rx_socks: list[zmq.Socket] = []
         self._rx_fds: list[int] = []

@@ -26,6 +26,7 @@ from network.impairment import get_profile
 from network.link import DEFAULT_ENDPOINT, ArmLink, LinkConfig
 from network.realtime import SERVER_PRIORITY, fifo_permitted, lock_memory, realtime_allowed
 from network.security import InsecureBindError, KeyFileError, ServerSecurity
+from slave_arm.driver import DriverError
 from slave_arm.registry import (
     DriverLookupError,
     installed_drivers,
@@ -279,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     except InsecureBindError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DriverError as exc:
+        log.error("the driver failed: %s", exc)
+        print(f"error: the driver failed: {exc}", file=sys.stderr)
+        return 1
     summary = stats.summary()
     if server.realtime is not None:
         summary["realtime"] = server.realtime.to_dict()

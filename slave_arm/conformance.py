@@ -1044,7 +1044,8 @@ def format_report(rows: list[tuple[str, bool, str]], title: str = "driver confor
 # Installed drivers (entry points: slave_arm.registry)
 # ---------------------------------------------------------------------------------------------
 def conformance_params() -> list[Any]:
-    """The installed drivers' names as ``pytest.param``s; ones that fail to load are skipped.
+    """The installed drivers' names as ``pytest.param``s; ones that fail to load are skipped,
+    and ones that move a real arm get the ``hardware`` marker (run only with ``--hardware``).
 
     For ``@pytest.mark.parametrize("driver_name", conformance_params())``; pass the name to
     :func:`driver_factory`. Needs pytest (imported here only).
@@ -1054,8 +1055,15 @@ def conformance_params() -> list[Any]:
     params = []
     for drv in installed_drivers():
         marks = []
-        if drv.error is not None:
-            reason = f"driver {drv.name!r} ({drv.target}) cannot be loaded: {drv.error}"
+        error = drv.error
+        if error is None and drv.cls is not None:
+            try:  # constructing a driver must not touch the hardware (slave_arm.driver)
+                if drv.cls().moves_hardware:
+                    marks.append(pytest.mark.hardware)  # skipped unless pytest --hardware
+            except Exception as exc:
+                error = f"{drv.cls.__name__}() raised {type(exc).__name__}: {exc}"
+        if error is not None:
+            reason = f"driver {drv.name!r} ({drv.target}) cannot be loaded: {error}"
             marks.append(pytest.mark.skip(reason=reason))
         params.append(pytest.param(drv.name, id=drv.name, marks=marks))
     return params

@@ -1,8 +1,16 @@
 """The driver interface a hardware integrator implements: :class:`ArmDriver` (CRTK names).
 
-One class per arm. The arm server calls it from one thread, once per control tick:
-``update()`` (advance or read the hardware), then the readings, then at most one ``servo_cp``
-and one ``servo_jaw``. The simulator (``sim.SimArm``) is just another driver.
+One class per arm. The arm server calls it from one thread, once per control tick, on its own
+absolute deadlines (``description.control_rate_hz``): the readings, then at most one ``servo_cp``
+and one ``servo_jaw`` (or ``hold()``), then ``update()`` (send the command to the hardware and
+read it back, or step the simulation). ``update()`` must not wait for a bus cycle: the server
+paces the loop, and a driver whose hardware has its own clock takes the newest feedback and
+counts what it missed. The simulator (``sim.SimArm``) is just another driver.
+
+Construction must not touch the hardware (``slave-arm check-driver`` builds a driver to ask
+whether it ``moves_hardware`` before the operator confirms); ``connect()`` opens it. A driver is
+constructible with no arguments (defaults for every option), since the conformance kit builds
+it that way; options come as keyword arguments (``slave-arm --driver-option KEY=VALUE``).
 
 Conventions (CRTK, SI units):
 
@@ -163,7 +171,9 @@ class ArmDriver(ABC):
     # -- state commands ----------------------------------------------------------------------
     @abstractmethod
     def enable(self) -> None:
-        """Power the arm: DISABLED -> ENABLED (FAULT needs disable() first)."""
+        """Power the arm: DISABLED -> ENABLED (FAULT needs disable() first). It may return
+        before the drives are powered: ENABLED must follow within 2 s of ``update()`` calls (the
+        arm server and the kit tick until then)."""
 
     @abstractmethod
     def disable(self) -> None:

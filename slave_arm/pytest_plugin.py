@@ -13,7 +13,9 @@ It gives a driver package's tests three things:
   A failing check fails the test with the kit's message (no traceback into the kit);
 
 * the marker ``hardware`` for tests that move a real arm: they are skipped unless pytest runs
-  with ``--hardware``, the operator's confirmation that the arm may move now;
+  with ``--hardware``, the operator's confirmation that the arm may move now; a
+  ``conformance_check`` on a driver whose ``moves_hardware`` is true is skipped the same way,
+  marker or not;
 
 * the report: after the run, pytest's terminal summary prints the kit's report per driver (as
   ``slave-arm check-driver`` does), sections and notes included (hold latency, watchdog, rate).
@@ -69,10 +71,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 class ConformanceCheck:
     """One check of the kit, bound to a test; call it with the driver to check."""
 
-    def __init__(self, check: Any, label: Callable[[str], str], record: Any) -> None:
+    def __init__(
+        self, check: Any, label: Callable[[str], str], record: Any, hardware_ok: bool
+    ) -> None:
         self.check = check
         self._label = label
         self._record = record
+        self._hardware_ok = hardware_ok
 
     @property
     def name(self) -> str:
@@ -93,7 +98,13 @@ class ConformanceCheck:
         else:
             who = getattr(cls, "__qualname__", repr(cls))
             factory = cls
+        if options:
+            who += " " + " ".join(f"{k}={v!r}" for k, v in options.items())
         label = self._label(who)
+        # whatever the test's markers say, a driver that moves a real arm needs --hardware
+        # (constructing one must not touch the hardware: see slave_arm.driver)
+        if not self._hardware_ok and getattr(factory(), "moves_hardware", True):
+            pytest.skip(f"{who} {HARDWARE_SKIP_REASON}")
         try:
             note = self.check(factory)
         except ConformanceError as exc:
@@ -123,7 +134,7 @@ def conformance_check(request: pytest.FixtureRequest) -> ConformanceCheck:
     def record(key: str, row: tuple[str, bool, str]) -> None:
         rows.setdefault(key, []).append(row)
 
-    return ConformanceCheck(request.param, label, record)
+    return ConformanceCheck(request.param, label, record, request.config.getoption("--hardware"))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from network.link import ArmLink, ReceivedCommand
+from network.link import ArmLink, RateLimitedLog, ReceivedCommand
 from network.protocol import JointState
 from network.realtime import RealtimeReport, collect_garbage, enter_realtime, leave_realtime
 from network.ring import Ring
@@ -36,6 +36,9 @@ from slave_arm.driver import ArmDriver, DriverError
 from slave_arm.safety import SafetyConfig, SafetySupervisor
 
 log = logging.getLogger(__name__)
+
+ENABLE_TIMEOUT_S = 2.0
+"""How long the server waits for a driver to reach ENABLED after enable() (the kit allows it)."""
 
 
 @dataclass
@@ -106,6 +109,7 @@ class ArmServer:
         self._last_frame_seq = -1
         self._consecutive_errors = 0
         self._controller_epoch = 0  # the link's count of controller hellos, last seen
+        self._refused_log = RateLimitedLog(log)  # a refused target repeats every tick
         self._record_ik = record_ik_error and hasattr(driver, "ik_error_m")
         self._counter_keys: dict[str, str] = {}  # safety flag -> state counter name, built once
 
@@ -125,8 +129,7 @@ class ArmServer:
                 leave_realtime()
 
     def _serve(self, stop: threading.Event, seconds: float | None) -> ServerStats:
-        if self.driver.operating_state.value != "ENABLED":
-            self.driver.enable()
+        self._enable()
         start = self._clock()
         end = start + int(seconds * 1e9) if seconds is not None else None
         deadline = start + self.period_ns
@@ -149,6 +152,25 @@ class ArmServer:
                 break
         self.stats.ended_ns = deadline - self.period_ns  # the last tick's own deadline
         return self.stats
+
+    def _enable(self) -> None:
+        """enable() the driver and tick update() at the control rate until it is ENABLED (a
+        real arm may take a few cycles to power its drives), at most ``ENABLE_TIMEOUT_S``."""
+        d = self.driver
+        if d.operating_state.value == "ENABLED":
+            return
+        d.enable()
+        deadline = self._clock() + int(ENABLE_TIMEOUT_S * 1e9)
+        next_ns = self._clock()
+        while d.operating_state.value != "ENABLED":
+            if self._clock() > deadline:
+                raise DriverError(
+                    f"enable() did not bring the arm to ENABLED within {ENABLE_TIMEOUT_S:g} s "
+                    f"(operating_state is {d.operating_state.value})"
+                )
+            next_ns += self.period_ns
+            time.sleep(max(0.0, (next_ns - self._clock()) / 1e9))
+            d.update()
 
     def tick(self, now_ns: int) -> None:
         """One control period (see the module docstring)."""
@@ -176,7 +198,7 @@ class ArmServer:
                     self._applied = rc
                     self.stats.commands_applied += 1
                 except ValueError as exc:  # the driver's own limits refused it: hold
-                    log.warning("driver refused the target: %s; holding", exc)
+                    self._refused_log.warning(now_ns, "driver refused the target: %s; holding", exc)
                     d.hold()
                     self.stats.holds += 1
             elif action in ("hold", "estop"):

@@ -106,3 +106,31 @@ class PretendsHardware(KinematicArm):
     """The kinematic arm claiming to move real hardware (for the confirmation prompt)."""
 
     moves_hardware = True
+
+
+class SlowToEnable(KinematicArm):
+    """A valid driver whose drives take 50 update() calls to power after enable()."""
+
+    ticks_to_power = 50
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._powering: int | None = None
+
+    def enable(self) -> None:
+        self._require_connected()
+        self._powering = self.ticks_to_power
+
+    def update(self) -> None:
+        if self._powering is not None:
+            self._powering -= 1
+            if self._powering <= 0:
+                self._powering = None
+                super().enable()
+        super().update()
+
+
+class NeverEnables(SlowToEnable):
+    """enable() never reaches ENABLED (drives that do not power)."""
+
+    ticks_to_power = 10**9

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from network.link import free_tcp_endpoint
 from slave_arm.kinematic import KinematicArm
 from slave_arm.registry import (
     DriverLookupError,
@@ -117,6 +118,22 @@ def test_make_driver_passes_options_and_refuses_unknown_ones() -> None:
         make_driver("kinematic", {"speed": 1})
 
 
+def test_conformance_params_mark_real_arms_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from slave_arm import registry
+    from slave_arm.conformance import conformance_params
+
+    group = registry.ENTRY_POINT_GROUP
+    fake = [
+        EntryPoint("kinematic", "slave_arm.kinematic:KinematicArm", group),
+        EntryPoint("real", "tests.broken_drivers:PretendsHardware", group),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda group: fake)
+    marks = {p.values[0]: [m.name for m in p.marks] for p in conformance_params()}
+    assert marks == {"kinematic": [], "real": ["hardware"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +196,31 @@ def test_check_driver_usage_errors() -> None:
     assert r.returncode == 2 and "takes no option 'speed'" in r.stderr
 
 
+def test_serve_waits_for_a_driver_that_enables_over_a_few_ticks(tmp_path: Path) -> None:
+    out = tmp_path / "arm.json"
+    r = slave_arm(
+        "--driver",
+        "tests.broken_drivers:SlowToEnable",
+        "--bind",
+        free_tcp_endpoint(),
+        "--seconds",
+        "0.3",
+        "--json",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(out.read_text())
+    assert s["driver_errors"] == 0 and s["ticks"] >= 250
+    r = slave_arm("check-driver", "tests.broken_drivers:SlowToEnable")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_serve_stops_clearly_when_the_arm_never_enables() -> None:
+    r = slave_arm("--driver", "tests.broken_drivers:NeverEnables", "--bind", free_tcp_endpoint())
+    assert r.returncode == 1
+    assert "did not bring the arm to ENABLED within 2 s (operating_state is DISABLED)" in r.stderr
+
+
 def test_serve_refuses_an_unknown_driver_option() -> None:
     r = slave_arm("--driver", "kinematic", "--driver-option", "speed=3", "--seconds", "0.1")
     assert r.returncode == 2 and "takes no option 'speed'" in r.stderr
@@ -190,7 +232,7 @@ def test_serve_refuses_an_unknown_driver_option() -> None:
 PLUGIN_TESTS = """
 import pytest
 from slave_arm.kinematic import KinematicArm
-from tests.broken_drivers import HoldDoesNothing
+from tests.broken_drivers import HoldDoesNothing, PretendsHardware
 
 def test_kinematic(conformance_check):
     conformance_check(KinematicArm)
@@ -206,6 +248,9 @@ def test_broken(conformance_check):
 @pytest.mark.hardware
 def test_moves_the_arm():
     pass
+
+def test_real_arm_unmarked(conformance_check):
+    conformance_check(PretendsHardware)  # skipped all the same without --hardware
 """
 
 
@@ -213,8 +258,8 @@ def test_pytest_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
     pytester.makepyfile(test_kit=PLUGIN_TESTS)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # for tests.broken_drivers
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rfs")
-    # 16 checks x 3 tests, one of them failing; the hardware test is skipped
-    result.assert_outcomes(passed=47, failed=1, skipped=1)
+    # 16 checks x 3 tests, one of them failing; the hardware tests are skipped
+    result.assert_outcomes(passed=47, failed=1, skipped=17)
     out = result.stdout.str()
     assert "test_kit.py::test_broken[hold] - Failed: conformance check 'hold' fail" in out
     assert "hold() did not stop it" in out
@@ -222,8 +267,12 @@ def test_pytest_plugin(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
     # the report, per driver and parameters, in the terminal summary
     assert "telesurgery driver conformance" in out
     assert "slave_arm.kinematic:KinematicArm: 16/16 checks passed" in out
-    assert "slave_arm.kinematic:KinematicArm (rate=250): 16/16 checks passed" in out
+    assert "slave_arm.kinematic:KinematicArm rate_hz=250 (rate=250): 16/16 checks passed" in out
     assert "tests.broken_drivers:HoldDoesNothing: 1/2 checks passed; FAILED: hold" in out
     assert "control rate 250 Hz" in out  # the option reached the driver
     hardware = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hardware", "-k", "moves")
-    hardware.assert_outcomes(passed=1, deselected=48)
+    hardware.assert_outcomes(passed=1, deselected=64)
+    real = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--hardware", "-k", "real_arm and (connect or hold)"
+    )
+    real.assert_outcomes(passed=3, deselected=62)  # connect, disconnect, hold: it runs
