@@ -8,7 +8,8 @@ group :data:`ENTRY_POINT_GROUP` (``telesurgery.arm_drivers``), in its ``pyprojec
 
 ``slave-arm --driver acme`` then serves it, ``slave-arm --list-drivers`` lists it with the first
 line of its class docstring, and ``slave-arm check-driver acme`` runs the conformance kit on it.
-A driver not yet registered can be named by its import path, ``module:Class``.
+A driver not yet registered can be named by its import path, ``module:Class`` (the current
+directory is searched too, as ``python -m`` does).
 
 Options reach the driver's constructor as keyword arguments (``--driver-option KEY=VALUE``,
 ``--driver-config FILE.toml``); a key the constructor does not take is an error naming the keys
@@ -21,6 +22,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,6 +101,8 @@ def load_driver_class(name: str) -> type[ArmDriver]:
     """
     if ":" in name:
         module, _, attr = name.partition(":")
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # like ``python -m``: a module next to you
         try:
             obj: object = importlib.import_module(module)
         except ModuleNotFoundError as exc:
