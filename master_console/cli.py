@@ -7,9 +7,15 @@
 ``--sim`` starts ``slave-arm --driver sim`` on a free loopback port and connects to it. Inputs:
 ``synthetic`` (a seeded surgeon hand with physiological tremor; the default, for headless runs),
 ``keyboard`` (in the console window), ``glove`` (the data-glove stream, docs/PROTOCOL.md §12),
-``replay`` (a recording), ``joystick`` and ``spacemouse``. Settings come from ``--config FILE``
-(TOML, see ``master_console/config.py``); flags override the file. The display opens a window
-where there is a screen and writes PNG snapshots otherwise (``--snapshots DIR``).
+``replay`` (a recording), ``joystick`` and ``spacemouse``, and any device another package
+registers in the entry-point group ``telesurgery.input_devices`` (``--list-inputs``; options
+from ``[devices.NAME]`` in the config and ``--input-option KEY=VALUE``). Settings come from
+``--config FILE`` (TOML, see ``master_console/config.py``); flags override the file. The display
+opens a window where there is a screen and writes PNG snapshots otherwise (``--snapshots DIR``).
+
+    master-console --list-inputs                          # the input devices installed
+    master-console check-input NAME [--seconds S] [--input-option K=V ...] [--interactive]
+                                    [--json PATH]          # the device conformance check
 """
 
 from __future__ import annotations
@@ -30,12 +36,18 @@ from typing import Any
 import msgspec
 
 from master_console.config import (
+    ENTRY_POINT_GROUP,
     INPUTS,
     ConfigError,
     ConsoleSettings,
     filter_kind,
+    installed_input_devices,
     load_settings,
     make_device,
+    parse_input_options,
+    resolve_input_class,
+    settings_for_input,
+    with_input_options,
 )
 from master_console.console import ConsoleConfig, ConsoleLoop, heartbeat_monitor_config
 from master_console.recording import Recorder
@@ -86,7 +98,24 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--sim", action="store_true", help="start a local simulated arm (default)")
     where.add_argument("--connect", help="the arm's base endpoint, tcp://HOST:PORT")
     p.add_argument("--config", help="console settings (TOML); flags override it")
-    p.add_argument("--input", choices=INPUTS, help="input device (default: synthetic)")
+    p.add_argument(
+        "--input",
+        metavar="NAME",
+        help=f"input device: {', '.join(INPUTS)} (default synthetic), an installed plug-in "
+        "(--list-inputs), or package.module:Class",
+    )
+    p.add_argument(
+        "--input-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an option of the input device (repeatable; VALUE is a TOML value, else a "
+        "string): a key of its section for a built-in ([synthetic] seed), a constructor "
+        "keyword ([devices.NAME]) for a plug-in",
+    )
+    p.add_argument(
+        "--list-inputs", action="store_true", help="list the installed input devices and exit"
+    )
     p.add_argument("--replay", help="--input replay: a console recording (.rec) or .npz")
     p.add_argument("--glove", help="--input glove: the glove's endpoint (tcp://HOST:5580)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
@@ -160,6 +189,7 @@ def settings_from_args(args: argparse.Namespace) -> ConsoleSettings:
     if link:
         s = s.replace("link", **link)
     if args.input:
+        _importable_from_cwd(args.input)
         s = s.replace("input", device=args.input)
     if args.seed is not None:
         s = s.replace("synthetic", seed=args.seed)
@@ -192,7 +222,127 @@ def settings_from_args(args: argparse.Namespace) -> ConsoleSettings:
     if task:
         s = s.replace("task", **task)
     s.validate()
-    return s
+    return with_input_options(s, parse_input_options(args.input_option))
+
+
+def _importable_from_cwd(name: str) -> None:
+    """For ``module:Class`` names: let the module be found in the working directory, as
+    ``python -m`` would (a console script's sys.path starts at its own folder)."""
+    if ":" in name and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def list_inputs() -> str:
+    """``--list-inputs``: every input device, its description and ``module:Class`` (or why it
+    cannot be loaded)."""
+    found = installed_input_devices()
+    width = max((len(d.name) for d in found), default=0)
+    lines = [f"input devices (built in, and installed in entry-point group {ENTRY_POINT_GROUP}):"]
+    for d in found:
+        what = d.description if d.error is None else f"CANNOT LOAD: {d.error}"
+        tag = " [built in]" if d.builtin else ""
+        lines.append(f"  {d.name:<{width}}  {what}  ({d.target}){tag}")
+    return "\n".join(lines)
+
+
+def check_input_main(argv: list[str]) -> int:
+    """``master-console check-input NAME``: run the input-device conformance kit on a device;
+    0 when every check passes, 1 otherwise, 2 for an unknown device or bad options."""
+    from master_console.device_check import (
+        format_input_report,
+        input_device_factory,
+        run_input_conformance,
+    )
+
+    p = argparse.ArgumentParser(
+        prog="master-console check-input",
+        description="Check an input device against the InputDevice contract (rate, "
+        "timestamps, seq, pose units and ranges, jaw, button roles, send_force).",
+    )
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help="a built-in or installed device (master-console --list-inputs), or "
+        "package.module:Class for one not registered yet",
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=1.0,
+        help="how long the sample rate is measured (the other stream checks watch half as "
+        "long; default 1)",
+    )
+    p.add_argument(
+        "--input-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a device option (repeatable; VALUE is a TOML value, else a string)",
+    )
+    p.add_argument("--config", help="console settings (TOML): [devices.NAME] or [NAME] options")
+    p.add_argument(
+        "--interactive",
+        action="store_true",
+        help="also ask for each declared button role in turn (press and release it)",
+    )
+    p.add_argument("--json", dest="json_path", help="write the results here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s check-input %(levelname)s %(name)s: %(message)s",
+    )
+    if not (args.seconds > 0 and args.seconds <= 600):
+        p.error("--seconds must be in (0, 600]")
+    name = args.name
+    _importable_from_cwd(name)
+    try:
+        options = parse_input_options(args.input_option)
+        if args.config:
+            settings = settings_for_input(name, options, base=load_settings(args.config))
+
+            def factory() -> Any:
+                return make_device(settings)
+
+        else:
+            factory = input_device_factory(name, **options)
+        target = resolve_input_class(name)
+        factory()  # a bad option fails here, once, rather than in every check
+    except LookupError as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except (ConfigError, ValueError, TypeError) as exc:
+        where = f"[{name}]" if name in INPUTS else f"[devices.{name}]"
+        print(
+            f"error: {exc}\n(check-input sets {where} keys with --input-option KEY=VALUE, or "
+            "reads them from --config FILE)",
+            file=sys.stderr,
+        )
+        return 2
+    label = f"{target.__module__}:{target.__qualname__}"
+    print(f"checking input device {name}{'' if label == name else f' ({label})'} ...", flush=True)
+    t0 = time.monotonic()
+    rows = run_input_conformance(factory, seconds=args.seconds, interactive=args.interactive)
+    passed = all(ok for _, ok, _ in rows)
+    print(format_input_report(rows, title=f"input device conformance of {name}"), flush=True)
+    print(
+        f"{'all checks passed' if passed else 'FAILED'} in {time.monotonic() - t0:.1f} s",
+        flush=True,
+    )
+    if args.json_path:
+        path = Path(args.json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "device": name,
+            "target": label,
+            "passed": passed,
+            "seconds": args.seconds,
+            "interactive": args.interactive,
+            "checks": [{"name": n, "passed": ok, "message": m} for n, ok, m in rows],
+        }
+        path.write_text(json.dumps(doc, indent=2))
+        print(f"wrote {path}", flush=True)
+    return 0 if passed else 1
 
 
 def _summary_line(s: dict[str, Any]) -> str:
@@ -209,8 +359,14 @@ def _summary_line(s: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check-input"]:
+        return check_input_main(argv[1:])
     p = _parser()
     args = p.parse_args(argv)
+    if args.list_inputs:
+        print(list_inputs(), flush=True)
+        return 0
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s master-console %(levelname)s %(name)s: %(message)s",
@@ -230,9 +386,10 @@ def main(argv: list[str] | None = None) -> int:
                 name=f"{base.name}+{args.delay_ms:g}ms",
                 delay_ms=base.delay_ms + args.delay_ms / 2,
             )
+        device = make_device(settings)
         config = ConsoleConfig(
             rate_hz=cs.rate_hz,
-            filter_kind=filter_kind(settings),
+            filter_kind=filter_kind(settings, device),
             scale=cs.scale,
             link_stats_hz=cs.link_stats_hz,
             rt_priority=cs.rt_priority or None,
@@ -244,7 +401,6 @@ def main(argv: list[str] | None = None) -> int:
             security = ClientSecurity(
                 Path(settings.link.console_key), Path(settings.link.arm_public_key)
             )
-        device = make_device(settings)
         if cs.rt_priority and realtime_allowed() and fifo_permitted():
             lock_memory()  # now, not when the loop starts: it takes ~0.1 s of page faults
     except (ConfigError, ValueError, KeyFileError, RuntimeError) as exc:

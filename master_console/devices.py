@@ -17,6 +17,14 @@ Pose devices fill ``InputSample.pose``; pure rate devices fill ``InputSample.twi
 integrate a rate input into a pose (the keyboard) report both: the integrated pose, and the twist
 (m/s, rad/s) that was being applied.
 
+Every device also *declares* what it delivers (class attributes, or instance attributes where
+they depend on its configuration): ``sample_rate_hz``, ``button_roles``, ``position_range_m``,
+``max_speed_m_s``/``max_rate_rad_s``, ``jaw_range_rad`` and ``rate_input`` (see
+:class:`InputDevice`). The console uses ``rate_input`` to pick its tremor filter, and
+``master_console.device_check`` (``master-console check-input NAME``) holds a device to all of
+them. Devices from other packages register their class in the entry-point group
+``telesurgery.input_devices`` (see ``examples/input_template``).
+
 Data-glove wire format (version 1)
 ----------------------------------
 * Sockets: ZeroMQ **PUB on the glove** (binds, default ``tcp://*:5580``; :class:`GloveSender`
@@ -66,6 +74,11 @@ GLOVE_PORT = 5580
 GLOVE_VERSION = 1
 GLOVE_MAX_MESSAGE_BYTES = 1024
 IDENTITY_POSE = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+BUTTON_ROLES: tuple[str, ...] = ("clutch", "operator_present", "camera")
+"""The :class:`Buttons` fields, i.e. the roles a device's buttons can drive."""
+
+PositionRange = tuple[tuple[float, float, float], tuple[float, float, float]]
+"""A box of positions: ``((x_min, y_min, z_min), (x_max, y_max, z_max))`` in metres."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,9 +116,34 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 class InputDevice(ABC):
-    """A master input device: connect, read the newest sample, optionally render force."""
+    """A master input device: connect, read the newest sample, optionally render force.
+
+    What a device delivers is declared in these attributes (override them as class attributes,
+    or set them on the instance where they depend on configuration); the defaults suit a
+    hand-held pose device. ``master_console.device_check`` verifies a device against them.
+
+    * ``sample_rate_hz``: the nominal rate of new samples (Hz).
+    * ``button_roles``: the :class:`Buttons` fields the device can drive (a subset of
+      :data:`BUTTON_ROLES`); the others must always read False.
+    * ``position_range_m``: the box (device frame, metres) every reported pose position lies in,
+      ``((x_min, y_min, z_min), (x_max, y_max, z_max))``; None for a pure rate device whose
+      integrated pose is unbounded.
+    * ``max_speed_m_s``/``max_rate_rad_s``: bounds on a reported twist's linear and angular speed;
+      None for devices that report no twist.
+    * ``jaw_range_rad``: ``(min, max)`` of the jaw command (rad).
+    * ``rate_input``: True when motion comes from integrating a rate (joystick, SpaceMouse,
+      keyboard): the integrated pose carries no hand tremor, so the console's tremor filter
+      defaults to ``"none"``.
+    """
 
     name: ClassVar[str] = "device"
+    sample_rate_hz: float = 100.0
+    button_roles: tuple[str, ...] = ("clutch", "operator_present")
+    position_range_m: PositionRange | None = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
+    max_speed_m_s: float | None = None
+    max_rate_rad_s: float | None = None
+    jaw_range_rad: tuple[float, float] = (0.0, math.pi)
+    rate_input: bool = False
 
     @abstractmethod
     def connect(self) -> None:
@@ -131,10 +169,25 @@ class InputDevice(ABC):
         return False
 
     def send_force(self, wrench: np.ndarray) -> None:
-        """Render a wrench (fx fy fz (N), tx ty tz (N·m)); a no-op for devices without output."""
+        """Render a wrench (fx fy fz (N), tx ty tz (N·m)); a no-op for devices without output.
+
+        Raises ValueError for a shape other than (6,) or a value that is not finite.
+        """
+        check_wrench(wrench)
+
+
+def check_wrench(wrench: Any) -> np.ndarray:
+    """``wrench`` as a float (6,) array; ValueError (saying what was wrong) for a bad shape or a
+    non-finite value, so that a device is never handed NaN."""
+    try:
         w = np.asarray(wrench, dtype=float)
-        if w.shape != (6,):
-            raise ValueError(f"wrench must have shape (6,), got {w.shape}")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"wrench must be 6 numbers (fx fy fz N, tx ty tz N·m): {exc}") from None
+    if w.shape != (6,):
+        raise ValueError(f"wrench must have shape (6,), got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"wrench must be finite, got {w}")
+    return w
 
 
 class ThreadedDevice(InputDevice):
@@ -159,6 +212,19 @@ class ThreadedDevice(InputDevice):
         self.samples = 0
         self.overruns = 0
         self.errors = 0
+
+    @property
+    def sample_rate_hz(self) -> float:  # type: ignore[override]
+        """The nominal sample rate: the thread's ``rate_hz`` unless declared otherwise (set it,
+        or override it with a class attribute, for a device read with ``rate_hz=None``)."""
+        declared = self.__dict__.get("_sample_rate_hz")
+        if declared is not None:
+            return declared
+        return float(self.rate_hz) if self.rate_hz is not None else InputDevice.sample_rate_hz
+
+    @sample_rate_hz.setter
+    def sample_rate_hz(self, value: float) -> None:
+        self.__dict__["_sample_rate_hz"] = float(value)
 
     @abstractmethod
     def read_once(self) -> InputSample | None:
@@ -458,6 +524,15 @@ class ReplayDevice(InputDevice):
         self.loop = loop
         self._clock = clock
         self._t0_ns: int | None = None
+        # declared from the recording: its mean rate (× speed), its position box and jaw span
+        n, dur = len(recording), recording.duration_s
+        self.sample_rate_hz = (n - 1) / dur * speed if n > 1 and dur > 0 else 1.0
+        lo, hi = recording.pose[:, :3].min(axis=0), recording.pose[:, :3].max(axis=0)
+        self.position_range_m = (
+            (float(lo[0]), float(lo[1]), float(lo[2])),
+            (float(hi[0]), float(hi[1]), float(hi[2])),
+        )
+        self.jaw_range_rad = (float(recording.jaw.min()), float(recording.jaw.max()))
 
     @classmethod
     def from_npz(cls, path: str | Path, **kwargs: Any) -> ReplayDevice:
@@ -602,10 +677,14 @@ class GloveReceiver(ThreadedDevice):
     """The console end of a data glove: SUB socket read on its own thread (format: module doc).
 
     Every message is validated; bad ones are counted by reason in :attr:`stats` and dropped.
-    ``last_glove_t_ns`` is the glove's own timestamp of the newest accepted message.
+    ``last_glove_t_ns`` is the glove's own timestamp of the newest accepted message. Samples are
+    stamped with ``time.monotonic_ns()`` on receipt; ``sample_rate_hz`` is the rate the glove
+    sends at (declared, for the conformance check: the receiver delivers what arrives).
     """
 
     name = "glove"
+    # a tracked glove anywhere in a room-scale tracking volume (tracker frame, m)
+    position_range_m = ((-2.0, -2.0, -2.0), (2.0, 2.0, 2.0))
 
     def __init__(
         self,
@@ -614,8 +693,13 @@ class GloveReceiver(ThreadedDevice):
         jaw_open_rad: float = 1.0,
         poll_timeout_ms: int = 20,
         context: zmq.Context | None = None,
+        sample_rate_hz: float = 100.0,
     ) -> None:
         super().__init__(rate_hz=None)
+        if not (math.isfinite(sample_rate_hz) and sample_rate_hz > 0):
+            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        self.sample_rate_hz = sample_rate_hz
+        self.jaw_range_rad = (0.0, float(jaw_open_rad))
         self.endpoint = endpoint
         self.bind = bind
         self.jaw_open_rad = jaw_open_rad
@@ -793,10 +877,15 @@ class KeyboardDevice(InputDevice):
     camera button while held, ``]`` opens and ``[`` closes the jaw at ``jaw_rate_rad_s`` within
     [0, ``jaw_max_rad``]. Key repeat (a press of a held key) is ignored. Events may carry their
     own ``t_ns``; otherwise ``clock()`` is read. Thread-safe: the display may feed keys while the
-    loop reads ``latest()``.
+    loop reads ``latest()``. Every ``latest()`` integrates up to now and is a new sample, so the
+    device delivers samples as often as it is read (``sample_rate_hz``: the console's rate).
     """
 
     name = "keyboard"
+    sample_rate_hz = 1000.0
+    button_roles = BUTTON_ROLES
+    position_range_m = None  # the integrated pose is unbounded
+    rate_input = True
 
     def __init__(
         self,
@@ -809,6 +898,9 @@ class KeyboardDevice(InputDevice):
         self._integrator = RateIntegrator(mapping, pose)
         self.jaw_rate_rad_s = jaw_rate_rad_s
         self.jaw_max_rad = jaw_max_rad
+        self.max_speed_m_s = self._integrator.mapping.max_speed_m_s
+        self.max_rate_rad_s = self._integrator.mapping.max_rate_rad_s
+        self.jaw_range_rad = (0.0, float(jaw_max_rad))
         self._clock = clock
         self._lock = threading.Lock()
         self._held: set[str] = set()
@@ -903,6 +995,7 @@ class KeyboardDevice(InputDevice):
 
 
 __all__ = [
+    "BUTTON_ROLES",
     "GLOVE_PORT",
     "AxisMapping",
     "Buttons",
@@ -915,9 +1008,11 @@ __all__ = [
     "InputRecording",
     "InputSample",
     "KeyboardDevice",
+    "PositionRange",
     "RateIntegrator",
     "ReplayDevice",
     "ThreadedDevice",
+    "check_wrench",
     "decode_glove_message",
     "encode_glove_message",
     "load_input_recording",

@@ -550,6 +550,11 @@ class ScriptedExpert(ThreadedDevice):
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be positive, got {scale}")
         self.skill = skill
+        # declared for check-input: the hand stays within workspace_radius_m of its centre
+        # (re-clutching beyond it)
+        r = skill.workspace_radius_m + 0.05
+        self.position_range_m = ((-r, -r, -r), (r, r, r))
+        self.jaw_range_rad = (0.0, 1.0)
         self.seed = seed
         self.scale = float(scale)
         self._clock = clock

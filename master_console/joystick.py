@@ -64,6 +64,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from master_console.devices import (
+    BUTTON_ROLES,
     AxisMapping,
     Buttons,
     InputSample,
@@ -279,6 +280,18 @@ def _check_roles(roles: dict[str, int | None]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Button roles, jaw and integration: shared by both devices
+
+
+def _declare_rate_device(device: ThreadedDevice, cfg: JoystickConfig | SpaceMouseConfig) -> None:
+    """What a rate device declares for ``master-console check-input``: the integrated pose is
+    unbounded, the twist is within the configured speeds, the jaw within its range, and the
+    camera role exists only when a button is assigned to it."""
+    device.rate_input = True
+    device.position_range_m = None
+    device.max_speed_m_s = cfg.max_speed_m_s
+    device.max_rate_rad_s = cfg.max_rate_rad_s
+    device.jaw_range_rad = (0.0, cfg.jaw_max_rad)
+    device.button_roles = BUTTON_ROLES if cfg.camera_button is not None else BUTTON_ROLES[:2]
 
 
 class _Controls:
@@ -541,6 +554,7 @@ class JoystickDevice(ThreadedDevice):
         self._unplugged_at: int | None = None
         self._next_retry_ns = 0
         self._motion_axes = [(k, a) for k, a in enumerate(self.config.axes) if a >= 0]
+        _declare_rate_device(self, self.config)
 
     # -- discovery -----------------------------------------------------------------------------
     @staticmethod
@@ -870,6 +884,7 @@ class SpaceMouseDevice(ThreadedDevice):
         self._sel = [
             (k, SPACEMOUSE_AXES.index(a)) for k, a in enumerate(self.config.axes) if a != "none"
         ]
+        _declare_rate_device(self, self.config)
 
     def raw_axes(self, state: Any) -> np.ndarray:
         """The raw 6-vector (output order vx..wz) of a pyspacemouse state."""

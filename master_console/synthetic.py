@@ -92,6 +92,14 @@ class SyntheticHand(ThreadedDevice):
         self.box_m = np.asarray(box_m, dtype=float)
         self.reach_s, self.hold_s = reach_s, hold_s
         self.jaw = float(jaw)
+        # declared for check-input: reaches stay inside ±box_m of the origin (drift and tremor
+        # add at most a few mm); the jaw is constant
+        reach = self.box_m + 0.005
+        self.position_range_m = (
+            tuple(float(v) for v in self.origin[:3] - reach),
+            tuple(float(v) for v in self.origin[:3] + reach),
+        )
+        self.jaw_range_rad = (self.jaw, self.jaw)
         self._clutch_t = np.array([t for t, _ in clutch_script], dtype=float)
         self._clutch_v = np.array([bool(e) for _, e in clutch_script], dtype=bool)
         if np.any(np.diff(self._clutch_t) < 0):
