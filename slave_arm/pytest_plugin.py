@@ -72,7 +72,11 @@ class ConformanceCheck:
     """One check of the kit, bound to a test; call it with the driver to check."""
 
     def __init__(
-        self, check: Any, label: Callable[[str], str], record: Any, hardware_ok: bool
+        self,
+        check: Any,
+        label: Callable[[str, dict[str, Any]], str],
+        record: Any,
+        hardware_ok: bool,
     ) -> None:
         self.check = check
         self._label = label
@@ -100,7 +104,7 @@ class ConformanceCheck:
             factory = cls
         if options:
             who += " " + " ".join(f"{k}={v!r}" for k, v in options.items())
-        label = self._label(who)
+        label = self._label(who, options)
         # whatever the test's markers say, a driver that moves a real arm needs --hardware
         # (constructing one must not touch the hardware: see slave_arm.driver)
         if not self._hardware_ok and getattr(factory(), "moves_hardware", True):
@@ -122,13 +126,12 @@ def conformance_check(request: pytest.FixtureRequest) -> ConformanceCheck:
     """One check of the driver conformance kit (the test runs once per check)."""
     rows = request.config.stash[_ROWS]
     callspec = getattr(request.node, "callspec", None)
-    others = (
-        ", ".join(f"{k}={v}" for k, v in callspec.params.items() if k != "conformance_check")
-        if callspec is not None
-        else ""
-    )
+    params = dict(callspec.params) if callspec is not None else {}
+    params.pop("conformance_check", None)
 
-    def label(who: str) -> str:
+    def label(who: str, options: dict[str, Any]) -> str:
+        """The report's title: the driver, its options, and the test's other parameters."""
+        others = ", ".join(f"{k}={v}" for k, v in params.items() if k not in options)
         return f"{who} ({others})" if others else who
 
     def record(key: str, row: tuple[str, bool, str]) -> None:
