@@ -20,6 +20,7 @@ in hold and is logged (three in a row stop the server with the driver disabled).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -160,17 +161,18 @@ class ArmServer:
         if d.operating_state.value == "ENABLED":
             return
         d.enable()
-        deadline = self._clock() + int(ENABLE_TIMEOUT_S * 1e9)
-        next_ns = self._clock()
-        while d.operating_state.value != "ENABLED":
-            if self._clock() > deadline:
-                raise DriverError(
-                    f"enable() did not bring the arm to ENABLED within {ENABLE_TIMEOUT_S:g} s "
-                    f"(operating_state is {d.operating_state.value})"
-                )
+        next_ns = time.monotonic_ns()
+        for _ in range(math.ceil(ENABLE_TIMEOUT_S * self.rate_hz)):  # 2 s of ticks
+            if d.operating_state.value == "ENABLED":
+                return
             next_ns += self.period_ns
-            time.sleep(max(0.0, (next_ns - self._clock()) / 1e9))
+            time.sleep(max(0.0, (next_ns - time.monotonic_ns()) / 1e9))
             d.update()
+        if d.operating_state.value != "ENABLED":
+            raise DriverError(
+                f"enable() did not bring the arm to ENABLED within {ENABLE_TIMEOUT_S:g} s "
+                f"(operating_state is {d.operating_state.value})"
+            )
 
     def tick(self, now_ns: int) -> None:
         """One control period (see the module docstring)."""
