@@ -187,22 +187,15 @@ class RecordSection:
     video: bool = False
 
 
-RATE_DEVICES = ("keyboard", "joystick", "spacemouse")
-
-
 def filter_kind(settings: ConsoleSettings, device: InputDevice | None = None) -> str:
-    """The tremor filter to run: the one configured, else ``"default"`` for pose devices and
-    ``"none"`` for rate devices (built-ins: :data:`RATE_DEVICES`; a plug-in: its declared
-    ``rate_input``, read from ``device`` when given, else from its class)."""
+    """The tremor filter to run: the one configured, else ``"none"`` for a device whose motion
+    is an integrated rate (its declared ``rate_input``: the keyboard, joystick and SpaceMouse
+    among the built-ins; read from ``device`` when given, else from its class) and
+    ``"default"`` for pose devices."""
     if settings.console.filter:
         return settings.console.filter
-    kind = settings.input.device
-    if device is not None and kind not in INPUTS:
-        return "none" if getattr(device, "rate_input", False) is True else "default"
-    if kind in INPUTS:
-        return "none" if kind in RATE_DEVICES else "default"
-    rate_input = getattr(resolve_input_class(kind), "rate_input", False)
-    return "none" if rate_input is True else "default"
+    source = device if device is not None else resolve_input_class(settings.input.device)
+    return "none" if getattr(source, "rate_input", False) is True else "default"
 
 
 _SIMPLE: dict[str, type] = {

@@ -282,18 +282,6 @@ def _check_roles(roles: dict[str, int | None]) -> None:
 # Button roles, jaw and integration: shared by both devices
 
 
-def _declare_rate_device(device: ThreadedDevice, cfg: JoystickConfig | SpaceMouseConfig) -> None:
-    """What a rate device declares for ``master-console check-input``: the integrated pose is
-    unbounded, the twist is within the configured speeds, the jaw within its range, and the
-    camera role exists only when a button is assigned to it."""
-    device.rate_input = True
-    device.position_range_m = None
-    device.max_speed_m_s = cfg.max_speed_m_s
-    device.max_rate_rad_s = cfg.max_rate_rad_s
-    device.jaw_range_rad = (0.0, cfg.jaw_max_rad)
-    device.button_roles = BUTTON_ROLES if cfg.camera_button is not None else BUTTON_ROLES[:2]
-
-
 class _Controls:
     """The device-independent part: raw axes + buttons (+ a jaw axis) -> :class:`InputSample`."""
 
@@ -524,7 +512,37 @@ class JoystickConfig:
         return _from_dict(cls, d)
 
 
-class JoystickDevice(ThreadedDevice):
+class _RateDevice(ThreadedDevice):
+    """What the joystick and the SpaceMouse share: the config, the controls that integrate the
+    twist into a pose, the clock, and their declarations for ``master-console check-input``
+    (the integrated pose is unbounded, the twist within the configured speeds, the jaw within its
+    range, the camera role only when a button is assigned to it)."""
+
+    rate_input = True
+    position_range_m = None
+
+    def __init__(
+        self,
+        config: JoystickConfig | SpaceMouseConfig,
+        pose: np.ndarray | None,
+        clock: Callable[[], int],
+    ) -> None:
+        self.config = config
+        super().__init__(config.rate_hz)
+        self._controls = _Controls(config, pose)
+        self._clock = clock
+        self._next_retry_ns = 0
+        self.max_speed_m_s = config.max_speed_m_s
+        self.max_rate_rad_s = config.max_rate_rad_s
+        self.jaw_range_rad = (0.0, config.jaw_max_rad)
+        self.button_roles = BUTTON_ROLES if config.camera_button is not None else BUTTON_ROLES[:2]
+
+    def reset_pose(self, pose: np.ndarray) -> None:
+        """Restart the integrated pose at ``pose`` (7,) x y z qx qy qz qw."""
+        self._controls.reset_pose(pose)
+
+
+class JoystickDevice(_RateDevice):
     """A joystick/gamepad read through SDL (pygame) on its own thread, as a rate device.
 
     ``connect()`` finds the device (``config.name_contains`` or ``config.index``) and raises
@@ -543,18 +561,13 @@ class JoystickDevice(ThreadedDevice):
         pose: np.ndarray | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        self.config = config or JoystickConfig()
-        super().__init__(self.config.rate_hz)
-        self._controls = _Controls(self.config, pose)
-        self._clock = clock
+        super().__init__(config or JoystickConfig(), pose, clock)
         self._joy: Any = None  # pygame.joystick.JoystickType
         self._sdl: Any = None
         self._instance_id = -1
         self.device_name = ""
         self._unplugged_at: int | None = None
-        self._next_retry_ns = 0
         self._motion_axes = [(k, a) for k, a in enumerate(self.config.axes) if a >= 0]
-        _declare_rate_device(self, self.config)
 
     # -- discovery -----------------------------------------------------------------------------
     @staticmethod
@@ -723,10 +736,6 @@ class JoystickDevice(ThreadedDevice):
             jaw = min(max(jaw * (32768.0 / 32767.0), -1.0), 1.0)
         return self._controls.step(t, raw, buttons, jaw)
 
-    def reset_pose(self, pose: np.ndarray) -> None:
-        """Restart the integrated pose at ``pose`` (7,) x y z qx qy qz qw."""
-        self._controls.reset_pose(pose)
-
     @property
     def unplugged(self) -> bool:
         """True while the opened device is unplugged."""
@@ -854,7 +863,7 @@ def _import_pyspacemouse() -> Any:
     return pyspacemouse
 
 
-class SpaceMouseDevice(ThreadedDevice):
+class SpaceMouseDevice(_RateDevice):
     """A 3Dconnexion SpaceMouse (via pyspacemouse) read on its own thread, as a 6-DoF rate device.
 
     :meth:`process_state` turns one pyspacemouse state (attributes ``t x y z roll pitch yaw`` as
@@ -873,18 +882,13 @@ class SpaceMouseDevice(ThreadedDevice):
         pose: np.ndarray | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        self.config = config or SpaceMouseConfig()
-        super().__init__(self.config.rate_hz)
-        self._controls = _Controls(self.config, pose)
-        self._clock = clock
+        super().__init__(config or SpaceMouseConfig(), pose, clock)
         self._psm: Any = None
         self._dev: Any = None
         self._failed_at: int | None = None
-        self._next_retry_ns = 0
         self._sel = [
             (k, SPACEMOUSE_AXES.index(a)) for k, a in enumerate(self.config.axes) if a != "none"
         ]
-        _declare_rate_device(self, self.config)
 
     def raw_axes(self, state: Any) -> np.ndarray:
         """The raw 6-vector (output order vx..wz) of a pyspacemouse state."""
@@ -899,10 +903,6 @@ class SpaceMouseDevice(ThreadedDevice):
         t = self._clock() if t_ns is None else t_ns
         buttons = [bool(b) for b in getattr(state, "buttons", ())]
         return self._controls.step(t, self.raw_axes(state), buttons)
-
-    def reset_pose(self, pose: np.ndarray) -> None:
-        """Restart the integrated pose at ``pose`` (7,) x y z qx qy qz qw."""
-        self._controls.reset_pose(pose)
 
     def _open_device(self) -> Any:
         psm, cfg = self._psm, self.config
